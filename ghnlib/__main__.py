@@ -1,0 +1,5 @@
+import sys
+
+from ghnlib.cli import main
+
+sys.exit(main())

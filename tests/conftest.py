@@ -1,0 +1,9 @@
+import pytest
+
+from ghnlib.utils.torchvision import import_torchvision
+
+
+@pytest.fixture(scope='session')
+def torchvision():
+    """torchvision, importable next to a CPU-only torch."""
+    return import_torchvision()

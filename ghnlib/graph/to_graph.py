@@ -75,6 +75,8 @@ def node_shape(shape: Sequence[int]) -> List[int]:
 class _Builder:
     def __init__(self, params: Dict[str, nn.Parameter]):
         self.params = params
+        # Tied parameters have several paths; named_parameters() keeps one.
+        self.canonical = {id(p): name for name, p in params.items()}
         self.ops: List[int] = []
         self.names: List[str] = []
         self.node_params: List[List[str]] = []
@@ -146,8 +148,7 @@ class _Builder:
         if is_shape_only_module(module):
             self.refs[node] = ref
             return
-        prefix = f'{node.target}.' if node.target else ''
-        layout = [(op, [prefix + p for p in params])
+        layout = [(op, [self.canonical[id(module.get_parameter(p))] for p in params])
                   for op, params in module_node_layout(module, module_op(module))]
         if not ref.nodes:
             # Applied to constants only (e.g. an MLP producing a position

@@ -147,6 +147,7 @@ class ShapeTracer(fx.Tracer):
         self.shape_failures: Dict[str, str] = {}
         self.constants: Dict[str, torch.Tensor] = {}
         self.input_values: Dict[str, Any] = {}
+        self.defaults: Dict[str, Any] = {}
         self.parameters: Dict[str, nn.Parameter] = {}
         self._attr_values: Dict[str, torch.Tensor] = {}
         self._leaf_module: Optional[nn.Module] = None
@@ -215,6 +216,10 @@ class ShapeTracer(fx.Tracer):
 
     def create_proxy(self, kind, target, args, kwargs, name=None,
                      type_expr=None, proxy_factory_fn=None):
+        if kind == 'placeholder' and target in self.defaults:
+            # An input the example does not give runs with its default,
+            # as a constant rather than a traced value.
+            return self.defaults[target]
         module, self._leaf_module = self._leaf_module, None
         proxy = super().create_proxy(kind, target, args, kwargs, name,
                                      type_expr, proxy_factory_fn)
@@ -320,8 +325,9 @@ def trace(model: nn.Module, example_input: Any,
         while True:
             tracer = ShapeTracer(leaf_paths)
             tracer.input_values = inputs
+            tracer.defaults = defaults
             try:
-                graph = tracer.trace(model, concrete_args=defaults or None)
+                graph = tracer.trace(model)
                 return graph, tracer, fallbacks
             except _SubmoduleTraceError as failure:
                 cause = f'{type(failure.error).__name__}: {failure.error}'

@@ -251,7 +251,8 @@ def _functional_conv(args, kwargs, transposed: bool = False) -> str:
 
 def _mean_op(args, kwargs, input_ndim: Optional[int]) -> str:
     dims = _arg(args, kwargs, 1, 'dim')
-    if input_ndim is None or input_ndim < 3 or dims is None:
+    # Only 4-D and larger inputs are unambiguously (N, C, spatial...).
+    if input_ndim is None or input_ndim < 4 or dims is None:
         return 'mean'
     dims = dims if isinstance(dims, (tuple, list)) else (dims, )
     if not all(isinstance(d, int) for d in dims):

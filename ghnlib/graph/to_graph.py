@@ -100,6 +100,8 @@ class _Builder:
         return index
 
     def ref_of(self, arg: Any) -> _Ref:
+        if type(arg) is fx.Node:
+            return self.refs.get(arg, _EMPTY)
         refs: List[_Ref] = []
 
         def collect(a):
@@ -144,7 +146,8 @@ class _Builder:
 
     def visit_module(self, node: fx.Node) -> None:
         module = node.meta['module']
-        ref = self.ref_of((node.args, node.kwargs))
+        ref = (self.ref_of(node.args[0]) if len(node.args) == 1
+               and not node.kwargs else self.ref_of((node.args, node.kwargs)))
         if is_shape_only_module(module):
             self.refs[node] = ref
             return

@@ -153,9 +153,24 @@ class ShapeTracer(fx.Tracer):
         self._leaf_module: Optional[nn.Module] = None
 
     def trace(self, root: nn.Module, concrete_args=None) -> fx.Graph:
-        self.parameters = dict(root.named_parameters())
-        self._attr_values = dict(self.parameters)
-        self._attr_values.update(root.named_buffers())
+        # One walk instead of named_parameters() + named_buffers(), with the
+        # same de-duplication of shared tensors (first path wins).
+        params: Dict[str, nn.Parameter] = {}
+        tensors: Dict[str, torch.Tensor] = {}
+        seen = set()
+        for path, module in root.named_modules():
+            prefix = f'{path}.' if path else ''
+            for store, is_param in ((module._parameters, True),
+                                    (module._buffers, False)):
+                for name, tensor in store.items():
+                    if tensor is None or id(tensor) in seen:
+                        continue
+                    seen.add(id(tensor))
+                    tensors[prefix + name] = tensor
+                    if is_param:
+                        params[prefix + name] = tensor
+        self.parameters = params
+        self._attr_values = tensors
         return super().trace(root, concrete_args)
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
@@ -318,9 +333,11 @@ def trace(model: nn.Module, example_input: Any,
     inputs, defaults = _example_values(model, example_input)
     leaf_paths = set(leaf_paths)
     fallbacks: List[Tuple[str, str]] = []
+    # object.__setattr__: nn.Module.__setattr__ is slow and `training` is a
+    # plain attribute.
     switched = [m for m in model.modules() if m.training != training]
     for m in switched:
-        m.training = training
+        object.__setattr__(m, 'training', training)
     try:
         while True:
             tracer = ShapeTracer(leaf_paths)
@@ -348,4 +365,4 @@ def trace(model: nn.Module, example_input: Any,
                 ) from error
     finally:
         for m in switched:
-            m.training = not training
+            object.__setattr__(m, 'training', not training)

@@ -1,0 +1,30 @@
+# Two entry points on a fresh machine: `make demo` and `make test`.
+# Both create .venv with the pinned versions of constraints.txt on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): constraints.txt requirements/base.txt requirements/test.txt requirements/dev.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0 setuptools wheel
+	$(PY) -m pip install -q -c constraints.txt -r requirements/dev.txt
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo.py --out out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -o python_files='bench_*.py' --benchmark-enable \
+		--benchmark-columns=min,median,mean,stddev,rounds
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .pytest_cache .benchmarks

@@ -1,0 +1,89 @@
+r"""A registry of model builders, looked up by name."""
+import difflib
+import fnmatch
+from typing import Callable, Dict, List, Optional, TypeVar, Union
+
+import torch.nn as nn
+
+from ghnlib.errors import UnknownModelError
+
+__all__ = ['register_model', 'list_models', 'get_model']
+
+Builder = TypeVar('Builder', bound=Callable[..., nn.Module])
+
+_MODELS: Dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(
+    name: Optional[Union[str, Callable[..., nn.Module]]] = None,
+) -> Callable[[Builder], Builder]:
+    r"""Decorator that adds a model builder to the registry, so that
+    :func:`get_model` can build it by name.
+
+    .. code-block:: python
+
+        @register_model()
+        def my_net(*, num_classes=10):
+            ...
+
+        model = get_model('my_net', num_classes=100)
+
+    Args:
+        name (str, optional): The name to register the builder under. If not
+            given, the builder's :obj:`__name__` is used. The decorator may
+            also be applied bare (:obj:`@register_model`).
+            (default: :obj:`None`)
+
+    Raises:
+        ValueError: If a model with the same name is already registered.
+    """
+    def decorator(builder: Builder) -> Builder:
+        key = builder.__name__ if name is None else name
+        if key in _MODELS:
+            raise ValueError(f"A model named '{key}' is already registered "
+                             f'(by {_MODELS[key].__module__}.'
+                             f'{_MODELS[key].__qualname__})')
+        _MODELS[key] = builder
+        return builder
+
+    if callable(name):
+        builder, name = name, None
+        return decorator(builder)
+    return decorator
+
+
+def list_models(pattern: Optional[str] = None) -> List[str]:
+    r"""Returns the sorted names of the registered models.
+
+    Args:
+        pattern (str, optional): A case-sensitive :mod:`fnmatch` glob, *e.g.*,
+            :obj:`'resnet*'`; only names matching it are returned.
+            (default: :obj:`None`)
+    """
+    names = sorted(_MODELS)
+    if pattern is not None:
+        names = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    return names
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+    r"""Builds the registered model :obj:`name`.
+
+    Args:
+        name (str): The registered name of the model, see
+            :func:`list_models`.
+        **kwargs (optional): Keyword arguments passed to the model builder.
+
+    Raises:
+        UnknownModelError: If no model is registered under :obj:`name`.
+    """
+    try:
+        builder = _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3)
+        hint = (f" Did you mean {', '.join(repr(c) for c in close)}?"
+                if close else '')
+        raise UnknownModelError(
+            f"Unknown model '{name}'.{hint} Call ghnlib.models.list_models() "
+            'to see the available models.') from None
+    return builder(**kwargs)

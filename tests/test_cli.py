@@ -1,0 +1,71 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+from ghnlib.cli import main
+from ghnlib.graph import ArchGraph
+
+
+class HalfUsed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.used = nn.Linear(3 * 32 * 32, 4)
+        self.spare = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.used(x.flatten(1))
+
+
+def test_convert_registry_model(capsys):
+    assert main(['convert', 'resnet20']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('resnet20 (')
+    assert 'input (1, 3, 32, 32)' in out
+    assert 'conv 19' in out
+    assert 'unsupported: 0' in out
+    assert '(100.0%)' in out
+
+
+def test_convert_torchvision_model_with_png_and_save(tmp_path, capsys):
+    png, saved = tmp_path / 'g.png', tmp_path / 'g.pt'
+    code = main(['convert', 'resnet18', '--input-shape', '1,3,64,64', '--png',
+                 str(png), '--save', str(saved), '--ve-cutoff', '3'])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert 'ResNet, input (1, 3, 64, 64)' in out
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    graph = ArchGraph.load(saved)
+    assert graph.op_counts()['conv'] == 20
+    assert int(graph.virtual_edge_dist.max()) == 3
+
+
+def test_convert_module_attr_and_strictness(capsys):
+    assert main(['convert', 'test_cli:HalfUsed']) == 2
+    err = capsys.readouterr().err
+    assert "Cannot convert module 'spare'" in err
+    assert main(['convert', 'test_cli:HalfUsed', '--no-strict']) == 0
+    out = capsys.readouterr().out
+    assert 'unsupported spare.weight: not used' in out
+    assert 'parameter elements mapped / total: 12,292 / 12,312' in out
+
+
+def test_bad_names_and_shapes_are_explained(capsys):
+    assert main(['convert', 'resnet2O']) == 2
+    assert "unknown model 'resnet2O'" in capsys.readouterr().err
+    assert main(['convert', 'no_such_module:Net']) == 2
+    assert "cannot import 'no_such_module:Net'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(['convert', 'resnet20', '--input-shape', '1,3,a'])
+    assert 'write it like 1,3,32,32' in capsys.readouterr().err
+    assert main(['convert']) == 2
+    assert 'give a MODEL' in capsys.readouterr().err
+
+
+def test_console_entry_point_runs():
+    result = subprocess.run([sys.executable, '-m', 'ghnlib', 'convert',
+                             'small_cnn', '--input-shape', '1,1,28,28'],
+                            capture_output=True, text=True, check=True)
+    assert 'parameter elements mapped / total: 2,464 / 2,464' in result.stdout

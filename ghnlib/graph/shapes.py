@@ -233,7 +233,12 @@ def _broadcast(args: Sequence[Any]) -> torch.Tensor:
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     if len(tensors) == 1:
         return torch.empty_like(tensors[0])
-    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    shapes = [t.shape for t in tensors]
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        shape = first
+    else:
+        shape = torch.broadcast_shapes(*shapes)
     dtype = tensors[0].dtype
     for t in tensors[1:]:
         if t.dtype != dtype:

@@ -10,9 +10,10 @@ import torch
 
 from ghnlib.errors import GraphConversionError
 from ghnlib.graph.arch_graph import ArchGraph
-from ghnlib.graph.to_graph import DEFAULT_VE_CUTOFF, node_shape
-from ghnlib.graph.virtual_edges import virtual_edges
-from ghnlib.graph.vocabulary import OP_INDEX, VOCABULARY_VERSION
+from ghnlib.graph.recorder import (NO_SOURCES, GraphRecorder, Sources,
+                                   merge_sources)
+from ghnlib.graph.to_graph import DEFAULT_VE_CUTOFF
+from ghnlib.graph.vocabulary import OP_INDEX
 
 __all__ = ['from_onnx']
 
@@ -107,28 +108,6 @@ _OPERAND_MAY_LEAD = {'Mul', 'Add'}  # commutative: the constant may come first
 _PARAMETER_KIND_KEY = 'pkg.torch.export.graph_signature.InputSpec.kind'
 _NAME_SCOPES_KEY = 'pkg.torch.onnx.name_scopes'
 _CONSTANT_LIMIT = 4096  # elements kept when folding small constants
-
-
-class _Ref:
-    """What an ONNX value derives from: graph nodes and not-yet-placed
-    parameters (an initializer, or a computation on initializers only)."""
-    __slots__ = ('nodes', 'params')
-
-    def __init__(self, nodes: Tuple[int, ...] = (), params: Tuple[str, ...] = ()):
-        self.nodes = nodes
-        self.params = params
-
-
-_EMPTY = _Ref()
-
-
-def _merge(refs: Iterable[_Ref]) -> _Ref:
-    nodes: Dict[int, None] = {}
-    params: Dict[str, None] = {}
-    for ref in refs:
-        nodes.update(dict.fromkeys(ref.nodes))
-        params.update(dict.fromkeys(ref.params))
-    return _Ref(tuple(nodes), tuple(params))
 
 
 def _attributes(node) -> Dict[str, Any]:
@@ -230,8 +209,9 @@ class _Shapes:
         return self.shapes.get(name)
 
 
-class _Builder:
+class _Builder(GraphRecorder):
     def __init__(self, proto):
+        super().__init__()
         from onnx import numpy_helper
         self.numpy_helper = numpy_helper
         self.proto = proto
@@ -240,7 +220,7 @@ class _Builder:
         self.param_shapes: Dict[str, Tuple[int, ...]] = {}
         self.declared_params: Set[str] = set()
         self.constants: Dict[str, np.ndarray] = {}
-        self.refs: Dict[str, _Ref] = {}
+        self.refs: Dict[str, Sources] = {}
 
         kinds = {info.name: _metadata(info).get(_PARAMETER_KIND_KEY)
                  for info in list(graph.value_info) + list(graph.input)}
@@ -252,14 +232,6 @@ class _Builder:
         self.initializers = ({i.name for i in graph.initializer}
                              | {s.values.name for s in graph.sparse_initializer})
 
-        self.ops: List[int] = []
-        self.names: List[str] = []
-        self.node_params: List[List[str]] = []
-        self.preds: List[Tuple[int, ...]] = []
-        self.owned: Dict[str, int] = {}
-        self.reached: Set[str] = set()
-        self.inputs: List[int] = []
-        self.output: Optional[int] = None
         self.awaiting_bias: Set[int] = set()
         # Instance norms with a constant scale, waiting for the learned
         # affine (Mul, then Add) that torch's group_norm export appends.
@@ -285,7 +257,7 @@ class _Builder:
             is_param = is_float and numel > 1
         if is_param:
             self.param_shapes[name] = dims
-            self.refs[name] = _Ref((), (name, ))
+            self.refs[name] = Sources((), (name, ))
         elif (numel <= _CONSTANT_LIMIT
               and tensor.data_location != TensorProto.EXTERNAL):
             try:
@@ -293,26 +265,8 @@ class _Builder:
             except (ValueError, TypeError, KeyError):
                 pass  # An unusual encoding: the value stays unknown.
 
-    def add_node(self, op: str, name: str, preds: Sequence[int],
-                 params: Sequence[str]) -> int:
-        index = len(self.ops)
-        fresh = [p for p in params if p not in self.owned]
-        for p in fresh:
-            self.owned[p] = index
-        self.ops.append(OP_INDEX[op])
-        self.names.append(name)
-        self.node_params.append(fresh)
-        self.preds.append(tuple(preds))
-        return index
-
-    def absorb(self, index: int, params: Sequence[str]) -> None:
-        for p in params:
-            if p not in self.owned:
-                self.owned[p] = index
-                self.node_params[index].append(p)
-
-    def ref(self, name: str) -> _Ref:
-        return self.refs.get(name, _EMPTY) if name else _EMPTY
+    def ref(self, name: str) -> Sources:
+        return self.refs.get(name, NO_SOURCES) if name else NO_SOURCES
 
     def data_inputs(self, node) -> List[str]:
         positions = _DATA_INPUTS.get(node.op_type)
@@ -396,7 +350,7 @@ class _Builder:
             return global_op
         return other_op
 
-    def resolve_op(self, node, ref: _Ref) -> Optional[str]:
+    def resolve_op(self, node, ref: Sources) -> Optional[str]:
         """The vocabulary op of :obj:`node`, or ``None`` to contract it."""
         op_type = node.op_type
         if op_type == 'Conv':
@@ -467,7 +421,7 @@ class _Builder:
         if op_type in _NON_DATA_OPS:
             return  # Outputs stay unreferenced: shapes, not data flow.
         inputs = self.data_inputs(node)
-        ref = _merge(self.ref(n) for n in inputs)
+        ref = merge_sources(self.ref(n) for n in inputs)
         self.reached.update(ref.params)
         if not ref.nodes or position in self.fused_sigmoids:
             # Computations on initializers alone parametrise those
@@ -488,7 +442,7 @@ class _Builder:
         elif params and len(ref.nodes) == 1:
             completed = self.complete(op_type, ref.nodes[0], params)
             if completed is not None:
-                self.set_outputs(node, _Ref((completed, )))
+                self.set_outputs(node, Sources((completed, )))
                 return
         if params and not bias:
             op = _PARAMETRISED_OPS.get(op, op)
@@ -501,7 +455,7 @@ class _Builder:
             index = self.add_node('bias', name, (index, ), bias)
         elif op in _WEIGHT_OPS:
             self.awaiting_bias.add(index)
-        self.set_outputs(node, _Ref((index, )))
+        self.set_outputs(node, Sources((index, )))
 
     def complete(self, op_type: str, source: int,
                  params: Sequence[str]) -> Optional[int]:
@@ -528,7 +482,7 @@ class _Builder:
             return source
         return None
 
-    def set_outputs(self, node, ref: _Ref) -> None:
+    def set_outputs(self, node, ref: Sources) -> None:
         for name in node.output:
             if name:
                 self.refs[name] = ref
@@ -594,7 +548,7 @@ def from_onnx(model: Union[str, os.PathLike, Any], *, strict: bool = True,
             continue  # Old opsets list initializers among the inputs.
         index = builder.add_node('input', info.name, (), ())
         builder.inputs.append(index)
-        builder.refs[info.name] = _Ref((index, ))
+        builder.refs[info.name] = Sources((index, ))
 
     available = {info.name for info in graph.input} | builder.initializers
     nodes = _topological_order(graph, available, where)
@@ -602,21 +556,19 @@ def from_onnx(model: Union[str, os.PathLike, Any], *, strict: bool = True,
     for position, node in enumerate(nodes):
         builder.visit(position, node)
 
-    ref = _merge(builder.ref(info.name) for info in graph.output)
+    ref = merge_sources(builder.ref(info.name) for info in graph.output)
     builder.reached.update(ref.params)
     builder.output = builder.add_node('output', 'output', ref.nodes, ref.params)
 
     unsupported = []
     for name in builder.param_shapes:
-        if name in builder.owned:
-            continue
-        if name in builder.reached:
-            reason = 'used only in computations that never meet the input data'
-        elif name in builder.declared_params:
+        reason = builder.unplaced_reason(name)
+        if reason == 'not used':
+            if name not in builder.declared_params:
+                continue  # A constant that never reaches data, not a weight.
             reason = 'not used by the ONNX graph'
-        else:
-            continue  # A constant that never reaches data, not a weight.
-        unsupported.append((name, reason))
+        if reason is not None:
+            unsupported.append((name, reason))
     if unsupported and strict:
         name, reason = unsupported[0]
         more = f' (and {len(unsupported) - 1} more)' if len(unsupported) > 1 else ''
@@ -624,30 +576,4 @@ def from_onnx(model: Union[str, os.PathLike, Any], *, strict: bool = True,
             '', f"{where}: initializer '{name}' {reason}{more}; pass "
             'strict=False to get the partial graph with graph.unsupported '
             'listing them')
-
-    num_nodes = len(builder.ops)
-    src = [u for v, preds in enumerate(builder.preds) for u in preds]
-    dst = [v for v, preds in enumerate(builder.preds) for _ in preds]
-    edge_index = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
-    ve_index, ve_dist = virtual_edges(edge_index, num_nodes, ve_cutoff)
-
-    param_shapes = [[builder.param_shapes[p] for p in params]
-                    for params in builder.node_params]
-    shapes = [node_shape(s[0]) if s else [0, 0, 0, 0] for s in param_shapes]
-    return ArchGraph(
-        op=torch.tensor(builder.ops, dtype=torch.long),
-        node_shape=torch.tensor(shapes, dtype=torch.long).view(-1, 4),
-        edge_index=edge_index,
-        virtual_edge_index=ve_index,
-        virtual_edge_dist=ve_dist,
-        input_index=torch.tensor(builder.inputs, dtype=torch.long),
-        output_index=torch.tensor([builder.output], dtype=torch.long),
-        node_names=builder.names,
-        node_params=builder.node_params,
-        param_shapes=param_shapes,
-        unsupported=unsupported,
-        opaque=[],
-        shape_failures=[],
-        vocabulary_version=VOCABULARY_VERSION,
-        num_nodes=num_nodes,
-    )
+    return builder.to_arch_graph(builder.param_shapes, ve_cutoff, unsupported)

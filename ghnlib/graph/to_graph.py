@@ -7,15 +7,15 @@ import torch.nn as nn
 
 from ghnlib.errors import GraphConversionError
 from ghnlib.graph.arch_graph import ArchGraph
+from ghnlib.graph.recorder import (NO_SOURCES, GraphRecorder, Sources,
+                                   merge_sources)
 from ghnlib.graph.tracer import trace
-from ghnlib.graph.virtual_edges import virtual_edges
-from ghnlib.graph.vocabulary import (OP_INDEX, VOCABULARY_VERSION,
-                                     function_op, is_shape_only_function,
+from ghnlib.graph.vocabulary import (function_op, is_shape_only_function,
                                      is_shape_only_method,
                                      is_shape_only_module, method_op,
                                      module_node_layout, module_op)
 
-__all__ = ['to_graph', 'DEFAULT_VE_CUTOFF', 'node_shape']
+__all__ = ['to_graph', 'DEFAULT_VE_CUTOFF']
 
 #: Longest shortest-path kept as a virtual edge (GHN-2's :math:`s_{\max}`).
 DEFAULT_VE_CUTOFF = 50
@@ -31,28 +31,6 @@ _BIAS_AT = {'conv': 2, 'conv_grouped': 2, 'conv_dilated': 2, 'linear': 2,
             'conv_transpose': 2}
 
 
-class _Ref:
-    """What a traced value derives from: graph nodes and not-yet-placed
-    parameters (a learned tensor, or a computation on learned tensors only)."""
-    __slots__ = ('nodes', 'params')
-
-    def __init__(self, nodes: Tuple[int, ...] = (), params: Tuple[str, ...] = ()):
-        self.nodes = nodes
-        self.params = params
-
-
-_EMPTY = _Ref()
-
-
-def _merge(refs: Iterable[_Ref]) -> _Ref:
-    nodes: Dict[int, None] = {}
-    params: Dict[str, None] = {}
-    for ref in refs:
-        nodes.update(dict.fromkeys(ref.nodes))
-        params.update(dict.fromkeys(ref.params))
-    return _Ref(tuple(nodes), tuple(params))
-
-
 def _holds_tensor(value: Any) -> bool:
     if value is None or isinstance(value, torch.Tensor):
         return True  # None: the shape is unknown, keep it as data.
@@ -63,50 +41,22 @@ def _holds_tensor(value: Any) -> bool:
     return False
 
 
-def node_shape(shape: Sequence[int]) -> List[int]:
-    """A parameter shape as 4 numbers: padded with ones, or the trailing
-    dimensions merged when it has more than four."""
-    shape = list(shape)
-    if len(shape) > 4:
-        shape = shape[:3] + [int(torch.Size(shape[3:]).numel())]
-    return shape + [1] * (4 - len(shape))
-
-
-class _Builder:
+class _Builder(GraphRecorder):
     def __init__(self, params: Dict[str, nn.Parameter]):
+        super().__init__()
         self.params = params
         # Tied parameters have several paths; named_parameters() keeps one.
         self.canonical = {id(p): name for name, p in params.items()}
-        self.ops: List[int] = []
-        self.names: List[str] = []
-        self.node_params: List[List[str]] = []
-        self.preds: List[Tuple[int, ...]] = []
-        self.owned: Dict[str, int] = {}
-        self.refs: Dict[fx.Node, _Ref] = {}
-        self.inputs: List[int] = []
-        self.reached: set = set()
-        self.output: Optional[int] = None
+        self.refs: Dict[fx.Node, Sources] = {}
 
-    def add_node(self, op: str, name: str, preds: Sequence[int],
-                 params: Sequence[str]) -> int:
-        index = len(self.ops)
-        fresh = [p for p in params if p not in self.owned]
-        for p in fresh:
-            self.owned[p] = index
-        self.ops.append(OP_INDEX[op])
-        self.names.append(name)
-        self.node_params.append(fresh)
-        self.preds.append(tuple(preds))
-        return index
-
-    def ref_of(self, arg: Any) -> _Ref:
+    def ref_of(self, arg: Any) -> Sources:
         if type(arg) is fx.Node:
-            return self.refs.get(arg, _EMPTY)
-        refs: List[_Ref] = []
+            return self.refs.get(arg, NO_SOURCES)
+        refs: List[Sources] = []
 
         def collect(a):
             if isinstance(a, fx.Node):
-                refs.append(self.refs.get(a, _EMPTY))
+                refs.append(self.refs.get(a, NO_SOURCES))
             elif isinstance(a, (tuple, list)):
                 for item in a:
                     collect(item)
@@ -117,7 +67,7 @@ class _Builder:
                 collect((a.start, a.stop, a.step))
 
         collect(arg)
-        return refs[0] if len(refs) == 1 else _merge(refs)
+        return refs[0] if len(refs) == 1 else merge_sources(refs)
 
     def visit(self, node: fx.Node) -> None:
         if node.op == 'placeholder':
@@ -125,12 +75,12 @@ class _Builder:
             if _holds_tensor(value):
                 index = self.add_node('input', node.target, (), ())
                 self.inputs.append(index)
-                self.refs[node] = _Ref((index, ))
+                self.refs[node] = Sources((index, ))
             return
         if node.op == 'get_attr':
             if node.target in self.params:
                 self.reached.add(node.target)
-                self.refs[node] = _Ref((), (node.target, ))
+                self.refs[node] = Sources((), (node.target, ))
             return
         if node.op == 'output':
             ref = self.ref_of(node.args)
@@ -157,14 +107,14 @@ class _Builder:
             # Applied to constants only (e.g. an MLP producing a position
             # bias): its parameters travel on to the op that meets data.
             own = [p for _, params in layout for p in params]
-            self.refs[node] = _Ref((), ref.params + tuple(own))
+            self.refs[node] = Sources((), ref.params + tuple(own))
             return
         preds = ref.nodes
         carried = ref.params
         for op, params in layout:
             index = self.add_node(op, node.target, preds, list(carried) + params)
             preds, carried = (index, ), ()
-        self.refs[node] = _Ref(preds)
+        self.refs[node] = Sources(preds)
 
     def visit_call(self, node: fx.Node) -> None:
         target = node.target
@@ -194,14 +144,14 @@ class _Builder:
             bias_arg = (node.args[at] if len(node.args) > at else
                         node.kwargs.get('bias'))
             if isinstance(bias_arg, fx.Node):
-                bias = self.refs.get(bias_arg, _EMPTY).params
+                bias = self.refs.get(bias_arg, NO_SOURCES).params
                 params = tuple(p for p in params if p not in bias)
         elif params:
             op = _PARAMETRISED_OPS.get(op, op)
         index = self.add_node(op, f'{node.name} ({name})', ref.nodes, params)
         if bias:
             index = self.add_node('bias', f'{node.name} ({name})', (index, ), bias)
-        self.refs[node] = _Ref((index, ))
+        self.refs[node] = Sources((index, ))
 
 
 def to_graph(model: nn.Module, example_input: Any = None, *,
@@ -258,13 +208,10 @@ def to_graph(model: nn.Module, example_input: Any = None, *,
 
     unsupported = []
     for name, param in builder.params.items():
-        if name in builder.owned:
+        reason = builder.unplaced_reason(name)
+        if reason is None or not param.requires_grad:
             continue
-        if not param.requires_grad:
-            continue
-        if name in builder.reached:
-            reason = 'used only in computations that never meet the input data'
-        else:
+        if reason == 'not used':
             mode = 'training' if training else 'eval'
             reason = f'not used by the traced forward ({mode} mode)'
         unsupported.append((name, reason))
@@ -277,29 +224,6 @@ def to_graph(model: nn.Module, example_input: Any = None, *,
             'get the partial graph with graph.unsupported listing them',
             type(model).__name__)
 
-    num_nodes = len(builder.ops)
-    src = [u for v, preds in enumerate(builder.preds) for u in preds]
-    dst = [v for v, preds in enumerate(builder.preds) for _ in preds]
-    edge_index = torch.tensor([src, dst], dtype=torch.long).view(2, -1)
-    ve_index, ve_dist = virtual_edges(edge_index, num_nodes, ve_cutoff)
-
-    param_shapes = [[tuple(builder.params[p].shape) for p in params]
-                    for params in builder.node_params]
-    shapes = [node_shape(s[0]) if s else [0, 0, 0, 0] for s in param_shapes]
-    return ArchGraph(
-        op=torch.tensor(builder.ops, dtype=torch.long),
-        node_shape=torch.tensor(shapes, dtype=torch.long).view(-1, 4),
-        edge_index=edge_index,
-        virtual_edge_index=ve_index,
-        virtual_edge_dist=ve_dist,
-        input_index=torch.tensor(builder.inputs, dtype=torch.long),
-        output_index=torch.tensor([builder.output], dtype=torch.long),
-        node_names=builder.names,
-        node_params=builder.node_params,
-        param_shapes=param_shapes,
-        unsupported=unsupported,
-        opaque=opaque,
-        shape_failures=sorted(tracer.shape_failures.items()),
-        vocabulary_version=VOCABULARY_VERSION,
-        num_nodes=num_nodes,
-    )
+    shapes = {name: tuple(p.shape) for name, p in builder.params.items()}
+    return builder.to_arch_graph(shapes, ve_cutoff, unsupported, opaque,
+                                 sorted(tracer.shape_failures.items()))

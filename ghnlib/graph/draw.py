@@ -84,6 +84,7 @@ def draw_graph(graph: ArchGraph, path: Union[str, os.PathLike, None] = None,
         matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch
 
     levels = node_levels(graph).tolist()
     ops = graph.op_names
@@ -104,7 +105,13 @@ def draw_graph(graph: ArchGraph, path: Union[str, os.PathLike, None] = None,
     else:
         fig = ax.figure
     for u, v in graph.edge_index.t().tolist():
-        ax.plot([x[u], x[v]], [y[u], y[v]], color='#999999', lw=0.6, zorder=1)
+        # Edges that skip rows bend aside, so skip connections stay visible
+        # where a straight line would run over the nodes in between.
+        bend = 0.0 if levels[v] - levels[u] == 1 else 0.35
+        ax.add_patch(FancyArrowPatch((x[u], y[u]), (x[v], y[v]),
+                                     connectionstyle=f'arc3,rad={bend}',
+                                     arrowstyle='-', color='#999999', lw=0.6,
+                                     zorder=1))
     colors = [_FAMILY_COLORS[_family(op)] for op in ops]
     ax.scatter(x, y, c=colors, s=40, zorder=2, edgecolors='black',
                linewidths=0.3)
@@ -120,6 +127,7 @@ def draw_graph(graph: ArchGraph, path: Union[str, os.PathLike, None] = None,
         Line2D([], [], marker='o', ls='', color=_FAMILY_COLORS[f], label=f)
         for f in used
     ], loc='upper right', fontsize=7, frameon=False)
+    ax.set_xlim(min(x) - 1, max(x) + 1.5)
     ax.set_axis_off()
     ax.set_title(f'{graph.num_nodes} nodes, {graph.edge_index.size(1)} edges')
     if path is not None:

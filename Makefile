@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks -o python_files='bench_*.py' --benchmark-enable \
+	$(PY) -m pytest benchmarks -o python_files='bench_*.py' -o python_functions='bench_*' --benchmark-enable \
 		--benchmark-columns=min,median,mean,stddev,rounds
 
 clean:

@@ -22,9 +22,10 @@ from ghnlib.utils.torchvision import import_torchvision
 MODELS = ('resnet50', 'vit_b_16', 'densenet121')
 
 
-def build(name):
+def build(name, size=224):
     torchvision = import_torchvision()
-    return torchvision.models.get_model(name).eval()
+    options = {'image_size': size} if name.startswith('vit') else {}
+    return torchvision.models.get_model(name, **options).eval()
 
 
 @pytest.mark.parametrize('name', MODELS)
@@ -69,7 +70,7 @@ def main():
           '| real forward median | fx + fake-tensor shapes median |')
     print('|---|---|---|---|---|---|---|')
     for name in MODELS:
-        model = build(name)
+        model = build(name, args.size)
         x = torch.empty(1, 3, args.size, args.size, device='meta')
         graph = to_graph(model, x)
         ours = _times(lambda: to_graph(model, x), args.repeat)

@@ -99,6 +99,13 @@ class _ValueProxy(fx.Proxy):
     def __iter__(self):
         return iter([self[i] for i in range(len(self))])
 
+    def _as_number(self, *args):
+        raise fx.proxy.TraceError(
+            f"the value of '{self.node.name}' is used as a Python number; "
+            'values are not known while tracing')
+
+    __int__ = __float__ = __index__ = _as_number
+
 
 class _SubmoduleTraceError(Exception):
     def __init__(self, path: str, error: Exception):
@@ -356,13 +363,20 @@ def trace(model: nn.Module, example_input: Any,
             except GraphConversionError:
                 raise
             except Exception as error:
+                cause = f'{type(error).__name__}: {error}'
+                if isinstance(error, fx.proxy.TraceError):
+                    hint = ('Control flow that depends on tensor values '
+                            'cannot be traced: move it into a submodule '
+                            '(traced as an opaque node), or name such '
+                            'submodules in leaf_modules=[...]')
+                else:
+                    shapes = {k: tuple(v.shape) for k, v in inputs.items()
+                              if isinstance(v, torch.Tensor)}
+                    hint = (f'forward() failed on inputs of shapes {shapes}; '
+                            'check example_input / input_shape')
                 raise GraphConversionError(
-                    '', f'torch.fx cannot trace its forward() '
-                    f'({type(error).__name__}: {error}). Control flow that '
-                    'depends on tensor values cannot be traced: move it into '
-                    'a submodule (traced as an opaque node), or name such '
-                    'submodules in leaf_modules=[...]', type(model).__name__
-                ) from error
+                    '', f'torch.fx cannot trace its forward() ({cause}). '
+                    f'{hint}', type(model).__name__) from error
     finally:
         for m in switched:
             object.__setattr__(m, 'training', not training)

@@ -415,3 +415,20 @@ def test_op_ids_index_the_vocabulary():
     assert int(graph.op.max()) < len(OPS)
     assert reachable_from(graph, graph.input_index.tolist()) == set(
         range(graph.num_nodes))
+
+
+def test_a_forward_that_rejects_the_input_names_the_shapes():
+    class FixedSize(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            assert x.shape[-1] == 4, 'wrong size'
+            return self.fc(x)
+
+    with pytest.raises(GraphConversionError) as info:
+        to_graph(FixedSize(), input_shape=(1, 5))
+    assert "'x': (1, 5)" in str(info.value)
+    assert 'wrong size' in str(info.value)
+    assert 'control flow' not in str(info.value).lower()

@@ -54,6 +54,8 @@ class ArchGraph(Data):
             place, with the reason.
         opaque (List[Tuple[str, str]]): Submodules kept as one opaque node
             because they could not be traced into, with the reason.
+        frontend (str): What read the model: ``'torch.fx'``,
+            ``'torch.export (torch.fx failed: …)'`` or ``'onnx'``.
         vocabulary_version (int): Version of the op vocabulary.
     """
     def __inc__(self, key: str, value: Any, *args, **kwargs) -> Any:

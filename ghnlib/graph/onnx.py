@@ -576,4 +576,5 @@ def from_onnx(model: Union[str, os.PathLike, Any], *, strict: bool = True,
             '', f"{where}: initializer '{name}' {reason}{more}; pass "
             'strict=False to get the partial graph with graph.unsupported '
             'listing them')
-    return builder.to_arch_graph(builder.param_shapes, ve_cutoff, unsupported)
+    return builder.to_arch_graph(builder.param_shapes, ve_cutoff, unsupported,
+                                 frontend='onnx')

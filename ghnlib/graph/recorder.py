@@ -88,7 +88,7 @@ class GraphRecorder:
 
     def to_arch_graph(self, param_shapes: Dict[str, Tuple[int, ...]],
                       ve_cutoff: int, unsupported=(), opaque=(),
-                      shape_failures=()) -> ArchGraph:
+                      shape_failures=(), frontend: str = '') -> ArchGraph:
         num_nodes = len(self.ops)
         src = [u for v, preds in enumerate(self.preds) for u in preds]
         dst = [v for v, preds in enumerate(self.preds) for _ in preds]
@@ -111,6 +111,7 @@ class GraphRecorder:
             unsupported=list(unsupported),
             opaque=list(opaque),
             shape_failures=list(shape_failures),
+            frontend=frontend,
             vocabulary_version=VOCABULARY_VERSION,
             num_nodes=num_nodes,
         )

@@ -13,8 +13,9 @@ Tracing falls back in two steps, each recorded:
    flow, unsupported Python) is retried as a leaf: it becomes one opaque
    node, its output shape taken from a meta run or, failing that, one real
    run on zeros;
-2. if the model's own ``forward`` cannot be traced, conversion fails with a
-   :class:`~ghnlib.errors.GraphConversionError` that says why and what to do.
+2. if the model's own ``forward`` cannot be traced, :func:`trace` raises
+   :class:`RootTraceError`, on which :func:`~ghnlib.graph.to_graph` tries
+   :mod:`torch.export` (:mod:`ghnlib.graph.export`).
 """
 import inspect
 import math
@@ -29,7 +30,7 @@ from ghnlib.graph.shapes import (infer_function, infer_method, infer_module,
                                  meta_like)
 from ghnlib.graph.vocabulary import is_known_module
 
-__all__ = ['ShapeTracer', 'trace']
+__all__ = ['ShapeTracer', 'RootTraceError', 'trace', 'example_values']
 
 
 class _ValueProxy(fx.Proxy):
@@ -105,6 +106,15 @@ class _ValueProxy(fx.Proxy):
             'values are not known while tracing')
 
     __int__ = __float__ = __index__ = _as_number
+
+
+class RootTraceError(GraphConversionError):
+    """torch.fx could not trace the model's own ``forward``."""
+    def __init__(self, cause: str, hint: str, model_type: str):
+        super().__init__('', f'torch.fx cannot trace its forward() ({cause}). '
+                         f'{hint}', model_type)
+        self.fx_cause = cause
+        self.hint = hint
 
 
 class _SubmoduleTraceError(Exception):
@@ -273,7 +283,7 @@ class ShapeTracer(fx.Tracer):
         return proxy
 
 
-def _example_values(model: nn.Module, example_input: Any,
+def example_values(model: nn.Module, example_input: Any,
                     ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """Splits an example input over ``forward``'s signature.
 
@@ -337,7 +347,7 @@ def trace(model: nn.Module, example_input: Any,
         The graph, the tracer that made it, and the ``(path, reason)`` of
         every submodule that had to become an opaque leaf.
     """
-    inputs, defaults = _example_values(model, example_input)
+    inputs, defaults = example_values(model, example_input)
     leaf_paths = set(leaf_paths)
     fallbacks: List[Tuple[str, str]] = []
     # object.__setattr__: nn.Module.__setattr__ is slow and `training` is a
@@ -374,9 +384,8 @@ def trace(model: nn.Module, example_input: Any,
                               if isinstance(v, torch.Tensor)}
                     hint = (f'forward() failed on inputs of shapes {shapes}; '
                             'check example_input / input_shape')
-                raise GraphConversionError(
-                    '', f'torch.fx cannot trace its forward() ({cause}). '
-                    f'{hint}', type(model).__name__) from error
+                raise RootTraceError(cause, hint,
+                                     type(model).__name__) from error
     finally:
         for m in switched:
             object.__setattr__(m, 'training', not training)

@@ -69,3 +69,18 @@ def test_console_entry_point_runs():
                              'small_cnn', '--input-shape', '1,1,28,28'],
                             capture_output=True, text=True, check=True)
     assert 'parameter elements mapped / total: 2,464 / 2,464' in result.stdout
+
+
+def test_convert_onnx_file(tmp_path, capsys):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 6 * 6, 2))
+    path = tmp_path / 'm.onnx'
+    torch.onnx.export(model.eval(), (torch.randn(1, 3, 8, 8), ), str(path),
+                      dynamo=True, optimize=False)
+    assert main(['convert', '--onnx', str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(str(path))
+    assert 'conv 1' in out and 'linear 1' in out and 'bias 2' in out
+    assert 'unsupported: 0' in out
+    assert main(['convert', 'resnet20', '--onnx', str(path)]) == 2
+    assert 'not both' in capsys.readouterr().err

@@ -76,7 +76,8 @@ def test_convert_onnx_file(tmp_path, capsys):
                           nn.Linear(4 * 6 * 6, 2))
     path = tmp_path / 'm.onnx'
     torch.onnx.export(model.eval(), (torch.randn(1, 3, 8, 8), ), str(path),
-                      dynamo=True, optimize=False)
+                      dynamo=True, optimize=False, verbose=False)
+    capsys.readouterr()
     assert main(['convert', '--onnx', str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(str(path))

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ghnlib.graph.fx_builder import FxGraphBuilder
 from ghnlib.graph.recorder import NO_SOURCES, Sources, merge_sources
-from ghnlib.graph.vocabulary import _all_ones, _conv_op, _mean_op
+from ghnlib.graph.vocabulary import _adaptive, _conv_op, _mean_op, _same
 
 __all__ = ['ExportGraphBuilder', 'export_program']
 
@@ -34,57 +34,48 @@ def _convolution(args, kwargs, ndim) -> str:
     return _conv_op(args[8], args[5], args[6])
 
 
-def _adaptive(global_op: str, local_op: str):
-    return lambda args, kwargs, ndim: (global_op if _all_ones(args[1])
-                                       else local_op)
-
-
-def _fixed(op: str):
-    return lambda args, kwargs, ndim: op
-
-
 _ATEN_OPS = {
     'conv1d': _conv, 'conv2d': _conv, 'conv3d': _conv,
     'convolution': _convolution,
-    'conv_transpose1d': _fixed('conv_transpose'),
-    'conv_transpose2d': _fixed('conv_transpose'),
-    'conv_transpose3d': _fixed('conv_transpose'),
-    'linear': _fixed('linear'), 'addmm': _fixed('linear'),
-    'mm': _fixed('matmul'), 'bmm': _fixed('matmul'),
-    'matmul': _fixed('matmul'), 'einsum': _fixed('matmul'),
-    'batch_norm': _fixed('batch_norm'),
-    'native_batch_norm': _fixed('batch_norm'),
-    '_native_batch_norm_legit': _fixed('batch_norm'),
-    '_native_batch_norm_legit_no_training': _fixed('batch_norm'),
-    '_native_batch_norm_legit_functional': _fixed('batch_norm'),
-    'layer_norm': _fixed('layer_norm'),
-    'native_layer_norm': _fixed('layer_norm'),
-    'rms_norm': _fixed('layer_norm'),
-    'group_norm': _fixed('group_norm'),
-    'native_group_norm': _fixed('group_norm'),
-    'instance_norm': _fixed('instance_norm'),
-    'embedding': _fixed('embedding'),
-    'add': _fixed('sum'), 'sub': _fixed('sum'), 'rsub': _fixed('sum'),
-    'mul': _fixed('multiply'), 'div': _fixed('multiply'),
-    'cat': _fixed('concat'), 'concat': _fixed('concat'),
-    'stack': _fixed('concat'),
-    'softmax': _fixed('softmax'), '_softmax': _fixed('softmax'),
-    'log_softmax': _fixed('softmax'), '_log_softmax': _fixed('softmax'),
-    'scaled_dot_product_attention': _fixed('attention'),
-    'relu': _fixed('relu'), 'relu6': _fixed('relu'),
-    'leaky_relu': _fixed('relu'), 'hardtanh': _fixed('relu'),
-    'prelu': _fixed('relu'), '_prelu_kernel': _fixed('relu'),
-    'gelu': _fixed('gelu'), 'silu': _fixed('silu'),
-    'sigmoid': _fixed('sigmoid'), 'tanh': _fixed('tanh'),
-    'hardswish': _fixed('hardswish'), 'hardsigmoid': _fixed('hardsigmoid'),
-    'elu': _fixed('elu'), 'selu': _fixed('elu'), 'celu': _fixed('elu'),
-    'mish': _fixed('activation'), 'softplus': _fixed('activation'),
-    'max_pool1d': _fixed('max_pool'), 'max_pool2d': _fixed('max_pool'),
-    'max_pool3d': _fixed('max_pool'),
-    'max_pool2d_with_indices': _fixed('max_pool'),
-    'max_pool3d_with_indices': _fixed('max_pool'),
-    'avg_pool1d': _fixed('avg_pool'), 'avg_pool2d': _fixed('avg_pool'),
-    'avg_pool3d': _fixed('avg_pool'),
+    'conv_transpose1d': _same('conv_transpose'),
+    'conv_transpose2d': _same('conv_transpose'),
+    'conv_transpose3d': _same('conv_transpose'),
+    'linear': _same('linear'), 'addmm': _same('linear'),
+    'mm': _same('matmul'), 'bmm': _same('matmul'),
+    'matmul': _same('matmul'), 'einsum': _same('matmul'),
+    'batch_norm': _same('batch_norm'),
+    'native_batch_norm': _same('batch_norm'),
+    '_native_batch_norm_legit': _same('batch_norm'),
+    '_native_batch_norm_legit_no_training': _same('batch_norm'),
+    '_native_batch_norm_legit_functional': _same('batch_norm'),
+    'layer_norm': _same('layer_norm'),
+    'native_layer_norm': _same('layer_norm'),
+    'rms_norm': _same('layer_norm'),
+    'group_norm': _same('group_norm'),
+    'native_group_norm': _same('group_norm'),
+    'instance_norm': _same('instance_norm'),
+    'embedding': _same('embedding'),
+    'add': _same('sum'), 'sub': _same('sum'), 'rsub': _same('sum'),
+    'mul': _same('multiply'), 'div': _same('multiply'),
+    'cat': _same('concat'), 'concat': _same('concat'),
+    'stack': _same('concat'),
+    'softmax': _same('softmax'), '_softmax': _same('softmax'),
+    'log_softmax': _same('softmax'), '_log_softmax': _same('softmax'),
+    'scaled_dot_product_attention': _same('attention'),
+    'relu': _same('relu'), 'relu6': _same('relu'),
+    'leaky_relu': _same('relu'), 'hardtanh': _same('relu'),
+    'prelu': _same('relu'), '_prelu_kernel': _same('relu'),
+    'gelu': _same('gelu'), 'silu': _same('silu'),
+    'sigmoid': _same('sigmoid'), 'tanh': _same('tanh'),
+    'hardswish': _same('hardswish'), 'hardsigmoid': _same('hardsigmoid'),
+    'elu': _same('elu'), 'selu': _same('elu'), 'celu': _same('elu'),
+    'mish': _same('activation'), 'softplus': _same('activation'),
+    'max_pool1d': _same('max_pool'), 'max_pool2d': _same('max_pool'),
+    'max_pool3d': _same('max_pool'),
+    'max_pool2d_with_indices': _same('max_pool'),
+    'max_pool3d_with_indices': _same('max_pool'),
+    'avg_pool1d': _same('avg_pool'), 'avg_pool2d': _same('avg_pool'),
+    'avg_pool3d': _same('avg_pool'),
     'adaptive_avg_pool1d': _adaptive('global_avg_pool', 'adaptive_avg_pool'),
     'adaptive_avg_pool2d': _adaptive('global_avg_pool', 'adaptive_avg_pool'),
     '_adaptive_avg_pool2d': _adaptive('global_avg_pool', 'adaptive_avg_pool'),
@@ -93,8 +84,8 @@ _ATEN_OPS = {
     'adaptive_max_pool2d': _adaptive('global_max_pool', 'adaptive_max_pool'),
     'adaptive_max_pool3d': _adaptive('global_max_pool', 'adaptive_max_pool'),
     'mean': _mean_op,
-    'upsample_nearest2d': _fixed('upsample'),
-    'upsample_bilinear2d': _fixed('upsample'),
+    'upsample_nearest2d': _same('upsample'),
+    'upsample_bilinear2d': _same('upsample'),
 }
 
 _ATEN_SHAPE_ONLY = frozenset({

@@ -1,8 +1,12 @@
-"""ghnlib demo: turn models into the computational graphs a GHN reads.
+"""ghnlib demo: models → computational graphs → weights from a GHN.
 
 Converts a CIFAR ResNet-20 from ghnlib's registry and, when torchvision is
 installed, a ResNet-50 and a ViT-B/16; prints what each graph holds and how
-long conversion took, and draws the ResNet-20 graph as a PNG.
+long conversion took, and draws the ResNet-20 graph. Then a Noise GHN
+(randomly initialised: training it is a separate step) predicts all
+parameters of the ResNet-20 five times in one batched pass; the demo prints
+per-layer statistics next to He initialisation and how different the five
+samples are, and plots them.
 
     python examples/demo.py --out out/demo
 """
@@ -12,6 +16,7 @@ import time
 
 import torch
 
+from ghnlib import GraphHyperNetwork
 from ghnlib.graph import draw_graph, to_graph
 from ghnlib.models import get_model
 
@@ -29,6 +34,61 @@ def convert(name, model, input_shape):
     return graph
 
 
+def predict_with_ghn(graph, out_dir):
+    torch.manual_seed(0)
+    ghn = GraphHyperNetwork(noise_dim=8)
+    print(f'\n== {ghn}: {sum(p.numel() for p in ghn.parameters()):,} '
+          'parameters, untrained')
+    start = time.perf_counter()
+    with torch.no_grad():
+        samples = ghn.predict([graph] * 5,
+                              generator=torch.Generator().manual_seed(0))
+    print(f'five ResNet-20 weight sets in one batched pass: '
+          f'{(time.perf_counter() - start) * 1e3:.1f} ms')
+
+    model = get_model('resnet20')
+    print(f'{"parameter":28s} {"shape":>16s} {"GHN std":>8s} {"He std":>8s}')
+    for name in ('conv1.weight', 'layer1.0.conv1.weight',
+                 'layer3.2.conv2.weight', 'fc.weight', 'bn1.weight'):
+        value = samples[0][name]
+        fan_in = value[0].numel()
+        he = (2 / fan_in) ** 0.5 if value.dim() > 1 else float('nan')
+        print(f'{name:28s} {str(tuple(value.shape)):>16s} '
+              f'{value.std():8.4f} {he:8.4f}')
+
+    flat = torch.stack([torch.cat([v.flatten() for v in s.values()])
+                        for s in samples])
+    cosine = torch.nn.functional.cosine_similarity(
+        flat[:, None], flat[None], dim=-1)
+    upper = cosine[torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)]
+    print(f'pairwise cosine similarity of the five samples: mean '
+          f'{upper.mean():.3f} (min {upper.min():.3f}, max {upper.max():.3f})')
+
+    ghn.init_(model, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        logits = model.eval()(x)
+    print(f'initialised ResNet-20 on random inputs: logits finite '
+          f'{bool(torch.isfinite(logits).all())}, std {logits.std():.3f}')
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 6, figsize=(13, 2.6))
+    kernels = [s['conv1.weight'][:, 0] for s in samples]
+    for k, (ax, kernel) in enumerate(zip(axes, kernels)):
+        grid = kernel[:16].reshape(4, 4, 3, 3).permute(0, 2, 1, 3).reshape(12, 12)
+        ax.imshow(grid, cmap='RdBu')
+        ax.set_title(f'sample {k + 1}: conv1', fontsize=8)
+        ax.set_axis_off()
+    axes[5].imshow(cosine, vmin=-1, vmax=1, cmap='viridis')
+    axes[5].set_title('cosine similarity', fontsize=8)
+    fig.tight_layout()
+    png = os.path.join(out_dir, 'noise_ghn_samples.png')
+    fig.savefig(png, dpi=120)
+    print(f'plot: {png}')
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', default='out/demo')
@@ -40,6 +100,8 @@ def main():
     draw_graph(graph, png)
     graph.save(os.path.join(args.out, 'resnet20_graph.pt'))
     print(f'drawing: {png}')
+
+    predict_with_ghn(graph, args.out)
 
     try:
         from ghnlib.utils.torchvision import import_torchvision

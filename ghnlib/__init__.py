@@ -1,11 +1,13 @@
 """ghnlib: initialise neural networks with generative models."""
 from ghnlib.errors import GhnlibError, GraphConversionError
-from ghnlib import graph, models
+from ghnlib import graph, models, nn, ops
 from ghnlib.graph import ArchGraph, to_graph, from_onnx
+from ghnlib.nn import GraphHyperNetwork
 
 __version__ = '0.1.0'
 
 __all__ = [
+    'GraphHyperNetwork',
     'ArchGraph',
     'to_graph',
     'from_onnx',
@@ -13,5 +15,7 @@ __all__ = [
     'GraphConversionError',
     'graph',
     'models',
+    'nn',
+    'ops',
     '__version__',
 ]

@@ -5,6 +5,7 @@ r"""The ``ghnlib`` command.
     ghnlib convert MODEL [--input-shape 1,3,32,32] [--png graph.png]
                          [--save graph.pt] [--ve-cutoff 50] [--no-strict]
     ghnlib convert --onnx model.onnx [--png graph.png] [--save graph.pt]
+    ghnlib init MODEL --ghn CKPT [--noise-seed S] --out weights.safetensors
 
 ``MODEL`` is a ghnlib registry name (``resnet20``), a torchvision model name
 (``resnet50``) or ``package.module:attr`` naming an ``nn.Module`` instance, a
@@ -12,9 +13,11 @@ module class or a builder function (called without arguments).
 """
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
 
 from ghnlib.errors import GhnlibError
@@ -108,6 +111,31 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from ghnlib.nn import GraphHyperNetwork
+
+    ghn = GraphHyperNetwork.load(args.ghn)
+    model, natural_shape = resolve_model(args.model)
+    shape = args.input_shape or natural_shape or (1, 3, 32, 32)
+    generator = None
+    if args.noise_seed is not None:
+        generator = torch.Generator().manual_seed(args.noise_seed)
+    elif ghn.noise_dim:
+        print('no --noise-seed: the noise is drawn at random', file=sys.stderr)
+    ghn.init_(model, generator=generator, input_shape=shape)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tmp = f'{args.out}.tmp'
+    save_file(state, tmp, metadata={'model': args.model, 'ghn': args.ghn,
+                                    'noise_seed': str(args.noise_seed)})
+    os.replace(tmp, args.out)
+    total = sum(p.numel() for p in model.parameters())
+    print(f'{args.model}: {total:,} parameters predicted by {args.ghn}, '
+          f'written to {args.out}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ghnlib',
@@ -134,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help='report unplaceable parameters instead of '
                          'failing')
     convert.set_defaults(run=_convert)
+
+    init = commands.add_parser(
+        'init', help='initialise a model with a graph hypernetwork',
+        description='Predict every parameter of MODEL with a trained GHN and '
+        'write the model state as safetensors.')
+    init.add_argument('model', help='registry name, torchvision name or '
+                      'package.module:attr')
+    init.add_argument('--ghn', required=True, metavar='CKPT',
+                      help='GHN checkpoint (GraphHyperNetwork.save)')
+    init.add_argument('--noise-seed', type=int, metavar='S',
+                      help='seed of the Noise GHN draw (reproducible)')
+    init.add_argument('--input-shape', type=_shape, metavar='N,C,H,W')
+    init.add_argument('--out', required=True, metavar='FILE',
+                      help='where to write the weights (.safetensors)')
+    init.set_defaults(run=_init)
     return parser
 
 

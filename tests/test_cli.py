@@ -85,3 +85,30 @@ def test_convert_onnx_file(tmp_path, capsys):
     assert 'unsupported: 0' in out
     assert main(['convert', 'resnet20', '--onnx', str(path)]) == 2
     assert 'not both' in capsys.readouterr().err
+
+
+def test_init_writes_reproducible_weights(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from ghnlib import GraphHyperNetwork
+
+    torch.manual_seed(0)
+    GraphHyperNetwork(hidden_channels=8, decoder_channels=16, rank=2,
+                      noise_dim=4).save(tmp_path / 'ghn.safetensors')
+    outs = []
+    for seed, name in [(1, 'a'), (1, 'b'), (2, 'c')]:
+        out = tmp_path / f'{name}.safetensors'
+        assert main(['init', 'resnet20', '--ghn', str(tmp_path / 'ghn.safetensors'),
+                     '--noise-seed', str(seed), '--out', str(out)]) == 0
+        outs.append(load_file(str(out)))
+    assert '269,722 parameters predicted' in capsys.readouterr().out
+    a, b, c = outs
+    assert torch.equal(a['conv1.weight'], b['conv1.weight'])
+    assert not torch.equal(a['conv1.weight'], c['conv1.weight'])
+    from ghnlib.models import get_model
+    model = get_model('resnet20')
+    model.load_state_dict(a)  # every key and shape fits
+    (tmp_path / 'bad.safetensors').write_bytes(b'garbage')
+    assert main(['init', 'resnet20', '--ghn', str(tmp_path / 'bad.safetensors'),
+                 '--out', str(tmp_path / 'x.safetensors')]) == 2
+    assert 'not a readable GraphHyperNetwork' in capsys.readouterr().err

@@ -1,0 +1,474 @@
+r"""The gated graph neural network of GHN-2: forward and backward sweeps of a
+GRU over the topological order of an architecture graph, computed one
+topological level at a time."""
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+
+__all__ = ['GatedGNN', 'SweepSchedule', 'SweepLevel', 'Sweep',
+           'reference_gated_gnn']
+
+
+@dataclass
+class SweepLevel:
+    r"""The nodes of one topological level and the edges into them.
+
+    Attributes:
+        nodes (LongTensor): Global ids of the level's nodes, ascending.
+            Shape :math:`[n]`.
+        msg_index (LongTensor): Every edge into the level, real edges first:
+            row 0 the global id of the source, row 1 the *local* position of
+            the target in :obj:`nodes`. Shape :math:`[2, E_l + V_l]`.
+        num_real (int): Number of real (data-flow) edges :math:`E_l` at the
+            front of :obj:`msg_index`.
+        virtual_edge_dist (LongTensor): Shortest-path lengths :math:`s_{uv}`
+            of the virtual edges, the last :math:`V_l` columns of
+            :obj:`msg_index`. Shape :math:`[V_l]`.
+    """
+    nodes: Tensor
+    msg_index: Tensor
+    num_real: int
+    virtual_edge_dist: Tensor
+    # The distances as floats, cast once here rather than at every forward.
+    _dist: Tensor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self._dist = self.virtual_edge_dist.to(torch.get_default_dtype())
+
+    @property
+    def edge_index(self) -> Tensor:
+        """Real edges into the level, ``[2, E_l]`` (source, local target)."""
+        return self.msg_index[:, :self.num_real]
+
+    @property
+    def virtual_edge_index(self) -> Tensor:
+        """Virtual edges into the level, ``[2, V_l]`` (source, local target)."""
+        return self.msg_index[:, self.num_real:]
+
+    def to(self, device: Union[str, torch.device],
+           non_blocking: bool = False) -> 'SweepLevel':
+        """The level on another device."""
+        return SweepLevel(self.nodes.to(device, non_blocking=non_blocking),
+                          self.msg_index.to(device, non_blocking=non_blocking),
+                          self.num_real,
+                          self.virtual_edge_dist.to(
+                              device, non_blocking=non_blocking))
+
+
+@dataclass
+class Sweep:
+    r"""One sweep (forward or backward) split into topological levels.
+
+    Attributes:
+        level (LongTensor): Level of every node. Shape :math:`[N]`.
+        levels (List[SweepLevel]): The levels in the order they are
+            processed.
+    """
+    level: Tensor
+    levels: List[SweepLevel]
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    def to(self, device: Union[str, torch.device],
+           non_blocking: bool = False) -> 'Sweep':
+        """The sweep on another device."""
+        return Sweep(self.level.to(device, non_blocking=non_blocking),
+                     [lvl.to(device, non_blocking) for lvl in self.levels])
+
+
+def _longest_path_levels(src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
+    r"""Length of the longest path from any source to every node (Kahn's
+    algorithm one frontier at a time; vectorised within a frontier)."""
+    level = torch.zeros(num_nodes, dtype=torch.long, device=src.device)
+    if src.numel() == 0:
+        return level
+    indeg = torch.bincount(dst, minlength=num_nodes)
+    outdeg = torch.bincount(src, minlength=num_nodes)
+    # Edges sorted by source: the out-edges of node u are
+    # dst_by_src[rowptr[u]:rowptr[u + 1]].
+    dst_by_src = dst[torch.argsort(src, stable=True)]
+    rowptr = torch.cumsum(outdeg, 0) - outdeg
+    frontier = (indeg == 0).nonzero().view(-1)
+    depth, seen = 0, 0
+    while frontier.numel() > 0:
+        level[frontier] = depth
+        seen += frontier.numel()
+        deg = outdeg[frontier]
+        total = int(deg.sum())
+        if total == 0:
+            break
+        # Ids of all out-edges of the frontier, without a loop over nodes.
+        starts = torch.repeat_interleave(rowptr[frontier] - (deg.cumsum(0) - deg),
+                                         deg, output_size=total)
+        targets = dst_by_src[starts + torch.arange(total, device=src.device)]
+        indeg.index_add_(0, targets, torch.full_like(targets, -1))
+        targets = torch.unique(targets)
+        frontier = targets[indeg[targets] == 0]
+        depth += 1
+    if seen != num_nodes:
+        raise ValueError('edge_index has a cycle: a sweep needs a DAG')
+    return level
+
+
+def _small_int_dtype(bound: int) -> torch.dtype:
+    """The narrowest signed integer type holding ``[0, bound)``: sorting
+    narrow keys is several times faster than sorting ``int64``."""
+    if bound <= torch.iinfo(torch.int16).max:
+        return torch.int16
+    if bound <= torch.iinfo(torch.int32).max:
+        return torch.int32
+    return torch.long
+
+
+def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
+                 vdist: Tensor, num_nodes: int) -> Sweep:
+    level = _longest_path_levels(src, dst, num_nodes)
+    all_dst = torch.cat([dst, vdst])
+    key = level[all_dst]
+    if vsrc.numel() > 0 and not bool((level[vsrc] <
+                                      key[dst.numel():]).all()):
+        raise ValueError('a virtual edge goes against the topological order '
+                         'of the data-flow edges (virtual edges must follow '
+                         'directed paths)')
+    num_levels = int(level.max()) + 1 if num_nodes > 0 else 0
+    device = level.device
+    # Position of every node within its level (nodes sorted by level, then
+    # by id).
+    node_order = torch.argsort(level.to(_small_int_dtype(num_levels)),
+                               stable=True)
+    counts = torch.bincount(level, minlength=num_levels)
+    ptr = torch.cumsum(counts, 0) - counts
+    local = torch.empty_like(level)
+    local[node_order] = (torch.arange(num_nodes, device=device) -
+                         ptr[level[node_order]])
+    nodes = node_order.split(counts.tolist())
+    # One sort of all edges by (level of the target, virtual or not): each
+    # level's edges are then contiguous, real ones first.
+    key = key * 2
+    key[dst.numel():] += 1
+    order = torch.argsort(key.to(_small_int_dtype(2 * num_levels)),
+                          stable=True)
+    kind_counts = torch.bincount(key, minlength=2 * num_levels).view(-1, 2)
+    msg_index = torch.stack([torch.cat([src, vsrc])[order],
+                             local[all_dst[order]]])
+    dist = torch.cat([torch.ones_like(src), vdist])[order]
+    level_counts = kind_counts.sum(1).tolist()
+    num_real = kind_counts[:, 0].tolist()
+    levels = [
+        SweepLevel(n, index, r, d[r:]) for n, index, d, r in zip(
+            nodes, msg_index.split(level_counts, dim=1),
+            dist.split(level_counts), num_real)
+    ]
+    return Sweep(level, levels)
+
+
+class SweepSchedule:
+    r"""The level-by-level plan of the forward and backward sweeps of
+    :class:`GatedGNN` over one (batched) graph, computed once per graph.
+
+    The level of a node is the length of the longest path reaching it from
+    a source (forward sweep) or from it to a sink (backward sweep, which
+    runs over the reversed edges):
+
+    .. math::
+        \ell^{\rightarrow}(v) = \max_{(u, v) \in \mathcal{E}}
+        \ell^{\rightarrow}(u) + 1, \qquad
+        \ell^{\leftarrow}(u) = \max_{(u, v) \in \mathcal{E}}
+        \ell^{\leftarrow}(v) + 1
+
+    so every edge, virtual edges included, enters a strictly later level and
+    all nodes of a level can be updated at once. Levels of the graphs of a
+    batch are merged (level :math:`l` of every graph is one step).
+
+    Args:
+        forward (Sweep): The forward sweep.
+        backward (Sweep): The backward sweep (reversed edges).
+        num_nodes (int): Number of nodes :math:`N`.
+
+    Build one with :meth:`from_graph` or :meth:`from_data`.
+    """
+    def __init__(self, forward: Sweep, backward: Sweep, num_nodes: int):
+        self.forward = forward
+        self.backward = backward
+        self.num_nodes = num_nodes
+
+    @classmethod
+    def from_graph(cls, edge_index: Tensor,
+                   virtual_edge_index: Optional[Tensor] = None,
+                   virtual_edge_dist: Optional[Tensor] = None,
+                   num_nodes: Optional[int] = None) -> 'SweepSchedule':
+        r"""Builds the schedule from edge tensors.
+
+        Args:
+            edge_index (LongTensor): Data-flow edges of a DAG.
+                Shape :math:`[2, E]`.
+            virtual_edge_index (LongTensor, optional): Virtual edges, each
+                along a directed path. Shape :math:`[2, V]`.
+                (default: :obj:`None`, none)
+            virtual_edge_dist (LongTensor, optional): Their shortest-path
+                lengths :math:`s_{uv}`. Shape :math:`[V]`.
+                (default: :obj:`None`)
+            num_nodes (int, optional): Number of nodes :math:`N`.
+                (default: :obj:`None`, one more than the largest index)
+
+        Raises:
+            ValueError: If the edges have a cycle or a virtual edge does not
+                follow the data-flow order.
+        """
+        edge_index = edge_index.long()
+        device = edge_index.device
+        if virtual_edge_index is None:
+            virtual_edge_index = torch.empty(2, 0, dtype=torch.long,
+                                             device=device)
+            virtual_edge_dist = torch.empty(0, dtype=torch.long, device=device)
+        elif virtual_edge_dist is None:
+            raise ValueError('virtual_edge_index needs virtual_edge_dist')
+        virtual_edge_index = virtual_edge_index.long()
+        virtual_edge_dist = virtual_edge_dist.long()
+        if num_nodes is None:
+            num_nodes = int(max(edge_index.max() if edge_index.numel() else -1,
+                                virtual_edge_index.max()
+                                if virtual_edge_index.numel() else -1)) + 1
+        src, dst = edge_index
+        vsrc, vdst = virtual_edge_index
+        forward = _build_sweep(src, dst, vsrc, vdst, virtual_edge_dist,
+                               num_nodes)
+        backward = _build_sweep(dst, src, vdst, vsrc, virtual_edge_dist,
+                                num_nodes)
+        return cls(forward, backward, num_nodes)
+
+    @classmethod
+    def from_data(cls, data: Any) -> 'SweepSchedule':
+        r"""Builds the schedule of an :class:`ArchGraph` or of a
+        :class:`torch_geometric.data.Batch` of them (any object with
+        ``edge_index``, ``num_nodes`` and optionally ``virtual_edge_index``
+        and ``virtual_edge_dist``)."""
+        return cls.from_graph(data.edge_index,
+                              getattr(data, 'virtual_edge_index', None),
+                              getattr(data, 'virtual_edge_dist', None),
+                              data.num_nodes)
+
+    @property
+    def num_levels(self) -> Tuple[int, int]:
+        """Number of levels of the forward and of the backward sweep."""
+        return len(self.forward), len(self.backward)
+
+    def to(self, device: Union[str, torch.device],
+           non_blocking: bool = False) -> 'SweepSchedule':
+        """The schedule on another device (indices stay integer)."""
+        return SweepSchedule(self.forward.to(device, non_blocking),
+                             self.backward.to(device, non_blocking),
+                             self.num_nodes)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_nodes={self.num_nodes}, '
+                f'forward_levels={len(self.forward)}, '
+                f'backward_levels={len(self.backward)})')
+
+
+class GatedGNN(MessagePassing):
+    r"""The gated graph neural network of GHN-2 from the `"Parameter
+    Prediction for Unseen Deep Architectures"
+    <https://arxiv.org/abs/2110.13100>`_ paper, which updates the node
+    states with a GRU in topological order, over the graph and then over the
+    reversed graph, so information crosses a whole architecture in one round:
+
+    .. math::
+        \mathbf{m}_v &= \sum_{u \in \mathcal{N}^{\pi}_v}
+        \mathrm{MLP}(\mathbf{h}_u) + \sum_{u \in \mathcal{N}^{\pi}_{v,
+        \mathrm{virtual}}} \frac{\mathrm{MLP}_{\mathrm{ve}}(\mathbf{h}_u)}
+        {s_{uv}}
+
+        \mathbf{h}_v &\leftarrow \mathrm{GRU}(\mathbf{m}_v, \mathbf{h}_v)
+
+    for every node :math:`v` in the order :math:`\pi` of the sweep (forward,
+    then backward over reversed edges), where :math:`\mathcal{N}^{\pi}_v`
+    are its predecessors in the sweep, already updated in that sweep, and
+    :math:`s_{uv}` is the shortest-path length of a virtual edge.
+    :math:`\mathbf{m}_v = \mathbf{0}` for nodes without incoming edges; each
+    node is updated once per sweep. Nodes of one topological level (see
+    :class:`SweepSchedule`) do not depend on each other and are updated at
+    once, which gives the same result as the node-by-node order
+    (:func:`reference_gated_gnn`).
+
+    Args:
+        hidden_channels (int, optional): Size :math:`H` of the node states.
+            (default: :obj:`32`)
+        num_rounds (int, optional): Number of forward + backward rounds.
+            (default: :obj:`1`)
+        layer_norm (bool, optional): Apply :class:`torch.nn.LayerNorm` to
+            the node states after each sweep. (default: :obj:`False`)
+        aggr (str or Aggregation, optional): How the messages into a node
+            are combined (real and virtual together); :obj:`"add"` is the
+            paper's sum. (default: :obj:`"add"`)
+
+    Shapes:
+        - **input:** node states :math:`(|\mathcal{V}|, H)`,
+          :class:`SweepSchedule` of the (batched) graph
+        - **output:** node states :math:`(|\mathcal{V}|, H)`
+    """
+    def __init__(self, hidden_channels: int = 32, num_rounds: int = 1,
+                 layer_norm: bool = False, aggr: Union[str, Any] = 'add'):
+        super().__init__(aggr=aggr, flow='source_to_target', node_dim=0)
+        if num_rounds < 1:
+            raise ValueError(f'num_rounds must be at least 1 (got {num_rounds})')
+        self.hidden_channels = hidden_channels
+        self.num_rounds = num_rounds
+        self.mlp = nn.Sequential(nn.Linear(hidden_channels, hidden_channels),
+                                 nn.ReLU(),
+                                 nn.Linear(hidden_channels, hidden_channels))
+        self.mlp_ve = nn.Sequential(
+            nn.Linear(hidden_channels, hidden_channels), nn.ReLU(),
+            nn.Linear(hidden_channels, hidden_channels))
+        self.gru = nn.GRUCell(hidden_channels, hidden_channels)
+        self.norm = nn.LayerNorm(hidden_channels) if layer_norm else None
+        self.reset_parameters()
+
+    @property
+    def layer_norm(self) -> bool:
+        return self.norm is not None
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        for mlp in (self.mlp, self.mlp_ve):
+            for layer in mlp:
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
+        self.gru.reset_parameters()
+        if self.norm is not None:
+            self.norm.reset_parameters()
+
+    def forward(self, h: Tensor, schedule: SweepSchedule) -> Tensor:
+        """"""
+        if not isinstance(schedule, SweepSchedule):
+            schedule = SweepSchedule.from_data(schedule)
+        if h.size(0) != schedule.num_nodes:
+            raise ValueError(f'h has {h.size(0)} rows but the schedule '
+                             f'{schedule.num_nodes} nodes')
+        for _ in range(self.num_rounds):
+            for sweep in (schedule.forward, schedule.backward):
+                h = self._sweep(h, sweep)
+                if self.norm is not None:
+                    h = self.norm(h)
+        return h
+
+    def _sweep(self, h: Tensor, sweep: Sweep) -> Tensor:
+        # Updated in place level by level: the clone keeps the caller's
+        # tensor intact, and autograd stays correct because every op below
+        # reads ``h`` through ``index_select``, which saves only indices.
+        h = h.clone()
+        size = h.size(0)
+        for lvl in sweep.levels:
+            h_level = h.index_select(0, lvl.nodes)
+            if lvl.msg_index.size(1) > 0:
+                m = self.propagate(lvl.msg_index, x=(h, None),
+                                   size=(size, lvl.nodes.numel()),
+                                   num_real=lvl.num_real,
+                                   ve_dist=lvl._dist)
+            else:
+                m = torch.zeros_like(h_level)
+            h.index_copy_(0, lvl.nodes, self.gru(m, h_level))
+        return h
+
+    def message(self, x_j: Tensor, num_real: int, ve_dist: Tensor) -> Tensor:
+        if num_real == x_j.size(0):
+            return self.mlp(x_j)
+        virtual = self.mlp_ve(x_j[num_real:]) / ve_dist.to(
+            x_j.dtype).unsqueeze(-1)
+        if num_real == 0:
+            return virtual
+        return torch.cat([self.mlp(x_j[:num_real]), virtual])
+
+    def __repr__(self) -> str:
+        extra = ', layer_norm=True' if self.norm is not None else ''
+        if not isinstance(self.aggr, str) or self.aggr not in ('add', 'sum'):
+            extra += f', aggr={self.aggr!r}'
+        return (f'{self.__class__.__name__}({self.hidden_channels}, '
+                f'num_rounds={self.num_rounds}{extra})')
+
+
+def reference_gated_gnn(gnn: GatedGNN, h: Tensor, edge_index: Tensor,
+                        ve_index: Optional[Tensor] = None,
+                        ve_dist: Optional[Tensor] = None) -> Tensor:
+    r"""The slow node-by-node definition of :class:`GatedGNN`, used by the
+    tests and benchmarks to check and time the level-synchronous one.
+
+    Nodes are visited one at a time in increasing index order (forward
+    sweep) and then in decreasing index order over the reversed edges
+    (backward sweep), so edges must go from lower to higher indices (true of
+    :class:`ArchGraph` and of batches of them). Uses :obj:`gnn`'s weights,
+    rounds, layer norm and aggregation (:obj:`"add"`, :obj:`"mean"`,
+    :obj:`"max"` or :obj:`"min"`).
+
+    Args:
+        gnn (GatedGNN): The module whose weights to use.
+        h (Tensor): Node states. Shape :math:`[N, H]`.
+        edge_index (LongTensor): Data-flow edges. Shape :math:`[2, E]`.
+        ve_index (LongTensor, optional): Virtual edges. Shape :math:`[2, V]`.
+            (default: :obj:`None`)
+        ve_dist (LongTensor, optional): Their lengths. Shape :math:`[V]`.
+            (default: :obj:`None`)
+
+    Returns:
+        Tensor of shape :math:`[N, H]`.
+    """
+    num_nodes = h.size(0)
+    real = [(int(u), int(v), 1) for u, v in edge_index.t().tolist()]
+    virtual = [] if ve_index is None else [
+        (int(u), int(v), int(d))
+        for (u, v), d in zip(ve_index.t().tolist(), ve_dist.tolist())]
+    for u, v, _ in real + virtual:
+        if not u < v:
+            raise ValueError('reference_gated_gnn needs edges from lower to '
+                             f'higher node ids (got {u} -> {v})')
+    aggr = gnn.aggr if isinstance(gnn.aggr, str) else None
+    if aggr not in ('add', 'sum', 'mean', 'max', 'min'):
+        raise ValueError(f'reference_gated_gnn does not support aggr={gnn.aggr!r}')
+
+    def in_lists(edges: Sequence[Tuple[int, int, int]], reverse: bool):
+        lists: List[List[Tuple[int, int]]] = [[] for _ in range(num_nodes)]
+        for u, v, d in edges:
+            if reverse:
+                u, v = v, u
+            lists[v].append((u, d))
+        return lists
+
+    sweeps = [(range(num_nodes), in_lists(real, False),
+               in_lists(virtual, False)),
+              (range(num_nodes - 1, -1, -1), in_lists(real, True),
+               in_lists(virtual, True))]
+    for _ in range(gnn.num_rounds):
+        for order, real_in, virtual_in in sweeps:
+            states = list(h.unbind(0))
+            for v in order:
+                messages = []
+                if real_in[v]:
+                    messages.append(gnn.mlp(torch.stack(
+                        [states[u] for u, _ in real_in[v]])))
+                if virtual_in[v]:
+                    dist = torch.tensor([d for _, d in virtual_in[v]],
+                                        dtype=h.dtype, device=h.device)
+                    messages.append(gnn.mlp_ve(torch.stack(
+                        [states[u] for u, _ in virtual_in[v]])) /
+                        dist.unsqueeze(-1))
+                if not messages:
+                    m = torch.zeros_like(states[v])
+                else:
+                    stacked = torch.cat(messages)
+                    if aggr in ('add', 'sum'):
+                        m = stacked.sum(0)
+                    elif aggr == 'mean':
+                        m = stacked.mean(0)
+                    elif aggr == 'max':
+                        m = stacked.max(0).values
+                    else:
+                        m = stacked.min(0).values
+                states[v] = gnn.gru(m.unsqueeze(0), states[v].unsqueeze(0))[0]
+            h = torch.stack(states)
+            if gnn.norm is not None:
+                h = gnn.norm(h)
+    return h

@@ -1,0 +1,454 @@
+r"""The graph hypernetwork (GHN-2) and its Noise GHN variant."""
+import json
+import math
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from ghnlib.errors import GhnlibError
+from ghnlib.graph import OPS, RELU_LIKE, VOCABULARY_VERSION, ArchGraph, to_graph
+from ghnlib.nn.decoder import ParameterDecoder
+from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule
+from ghnlib.nn.node_encoder import NodeEncoder
+from ghnlib.ops import tile_normalize
+
+__all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters']
+
+_FORMAT = 'ghnlib.GraphHyperNetwork'
+_FORMAT_VERSION = 1
+
+_NORM_OPS = frozenset({'batch_norm', 'layer_norm', 'group_norm',
+                       'instance_norm'})
+_WEIGHT_OPS = frozenset({'conv', 'conv_grouped', 'conv_dilated',
+                         'conv_transpose', 'linear'})
+# Ops an activation's gain passes through on its way back to a weight.
+_TRANSPARENT_OPS = _NORM_OPS | {'bias'}
+
+#: How decoded vectors are mapped to a parameter's range: value = a·tanh(x) + b.
+VECTOR_RANGES = {
+    'norm_weight': (0.5, 1.0),
+    'norm_bias': (0.1, 0.0),
+    'bias': (0.1, 0.0),
+    'vector': (0.1, 0.0),
+}
+
+
+class ParamTask:
+    """How one parameter tensor of a graph is predicted."""
+    __slots__ = ('node', 'name', 'shape', 'view', 'kind', 'slot', 'scale',
+                 'shift', 'classifier')
+
+    def __init__(self, node, name, shape, view, kind, slot, scale, shift,
+                 classifier):
+        self.node = node
+        self.name = name
+        self.shape = shape
+        self.view = view
+        self.kind = kind
+        self.slot = slot
+        self.scale = scale
+        self.shift = shift
+        self.classifier = classifier
+
+
+def _as_view(shape: Sequence[int]) -> Tuple[int, int, int, int]:
+    shape = list(shape) or [1]
+    if len(shape) > 4:
+        shape = shape[:3] + [int(math.prod(shape[3:]))]
+    return tuple(shape + [1] * (4 - len(shape)))
+
+
+def activation_gain(ops: List[str], successors: List[List[int]],
+                    node: int) -> float:
+    r""":math:`\beta` of a weight: 2 if a ReLU-like op follows it (through
+    biases and norm layers only), 1 otherwise."""
+    frontier, seen = list(successors[node]), set()
+    while frontier:
+        v = frontier.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if ops[v] in RELU_LIKE:
+            return 2.0
+        if ops[v] in _TRANSPARENT_OPS:
+            frontier.extend(successors[v])
+    return 1.0
+
+
+def _is_classifier(ops: List[str], successors: List[List[int]], node: int,
+                   output: int) -> bool:
+    frontier = list(successors[node])
+    while frontier:
+        v = frontier.pop()
+        if v == output:
+            return True
+        if ops[v] == 'bias':
+            frontier.extend(successors[v])
+    return False
+
+
+def plan_parameters(graph: ArchGraph, num_classes: int) -> List[ParamTask]:
+    r"""Decides, for every parameter of :obj:`graph`, its decoder and its
+    normalisation.
+
+    * weights (two or more dimensions): the low-rank decoder, scaled by
+      :math:`\sqrt{\beta / \mathrm{fan\_in}}` with
+      :math:`\mathrm{fan\_in} = \prod_{d \geq 1} s_d` and :math:`\beta` from
+      :func:`activation_gain`; the last weight layer before the output
+      with at most :obj:`num_classes` outputs uses the classifier basis;
+    * vectors: a norm layer's weight maps to :math:`1 \pm 0.5`, biases to
+      :math:`\pm 0.1` (:obj:`VECTOR_RANGES`).
+    """
+    ops = graph.op_names
+    successors: List[List[int]] = [[] for _ in range(graph.num_nodes)]
+    for u, v in graph.edge_index.t().tolist():
+        successors[u].append(v)
+    output = int(graph.output_index[0])
+    tasks = []
+    for node, (names, shapes) in enumerate(zip(graph.node_params,
+                                               graph.param_shapes)):
+        op = ops[node]
+        for position, (name, shape) in enumerate(zip(names, shapes)):
+            view = _as_view(shape)
+            if len(shape) >= 2:
+                fan_in = max(1, int(math.prod(shape[1:])))
+                gain = activation_gain(ops, successors, node)
+                classifier = (op in _WEIGHT_OPS and shape[0] <= num_classes
+                              and _is_classifier(ops, successors, node, output))
+                tasks.append(ParamTask(node, name, tuple(shape), view, 'weight',
+                                       0, math.sqrt(gain / fan_in), 0.0,
+                                       classifier))
+                continue
+            if op in _NORM_OPS:
+                kind = 'norm_weight' if position == 0 else 'norm_bias'
+            elif op == 'bias':
+                kind = 'bias'
+            else:
+                kind = 'vector'
+            scale, shift = VECTOR_RANGES[kind]
+            slot = 0 if kind == 'norm_weight' else 1
+            tasks.append(ParamTask(node, name, tuple(shape), view, kind, slot,
+                                   scale, shift, False))
+    return tasks
+
+
+class GraphHyperNetwork(nn.Module):
+    r"""Predicts every parameter of an architecture from its computational
+    graph, GHN-2 (`"Parameter Prediction for Unseen Deep Architectures"
+    <https://arxiv.org/abs/2110.13100>`_) with the Noise GHN of
+    `"From Pointwise to Powerhouse: Initialising Neural Networks with
+    Generative Models" <https://arxiv.org/abs/2310.16695>`_:
+
+    .. math::
+        \mathbf{H}^0 = \mathrm{Enc}(\mathcal{A}), \quad
+        \mathbf{H}^T = \mathrm{GatedGNN}(\mathbf{H}^0, \mathcal{A}), \quad
+        \mathbf{w}_v = \mathrm{fit}\big(\mathrm{Dec}(\mathbf{h}^T_v \,\|\,
+        \boldsymbol{\xi})\big), \quad \boldsymbol{\xi} \sim
+        \mathcal{N}(\mathbf{0}, \mathbf{I})
+
+    where :math:`\mathrm{fit}` slices or tiles each decoded tensor to the
+    real parameter shape and normalises it
+    (:func:`ghnlib.ops.tile_normalize`). With :obj:`noise_dim` = 0 it is the
+    deterministic GHN.
+
+    Args:
+        hidden_channels (int, optional): Node state size.
+            (default: :obj:`32`)
+        num_rounds (int, optional): Forward+backward sweeps of the GatedGNN.
+            (default: :obj:`1`)
+        max_shape (Sequence[int], optional): Largest decoded weight
+            :math:`(O, I, K_h, K_w)`. (default: :obj:`(64, 64, 3, 3)`)
+        num_classes (int, optional): Classes of the classifier basis.
+            (default: :obj:`10`)
+        noise_dim (int, optional): Size of the noise vector :math:`\xi`;
+            the paper's Noise GHN uses 8. (default: :obj:`0`)
+        decoder_channels (int, optional): Width of the decoder MLP.
+            (default: :obj:`128`)
+        rank (int, optional): Rank of the weight decoder.
+            (default: :obj:`16`)
+        layer_norm (bool, optional): LayerNorm after each sweep.
+            (default: :obj:`True`)
+        ve_cutoff (int, optional): Virtual-edge cutoff used when models are
+            converted on the fly. (default: :obj:`50`)
+    """
+    def __init__(self, hidden_channels: int = 32, num_rounds: int = 1,
+                 max_shape: Sequence[int] = (64, 64, 3, 3),
+                 num_classes: int = 10, noise_dim: int = 0,
+                 decoder_channels: int = 128, rank: int = 16,
+                 layer_norm: bool = True, ve_cutoff: int = 50):
+        super().__init__()
+        if noise_dim < 0:
+            raise ValueError(f'noise_dim must be >= 0, got {noise_dim}')
+        self.config = dict(hidden_channels=hidden_channels,
+                           num_rounds=num_rounds, max_shape=list(max_shape),
+                           num_classes=num_classes, noise_dim=noise_dim,
+                           decoder_channels=decoder_channels, rank=rank,
+                           layer_norm=layer_norm, ve_cutoff=ve_cutoff)
+        self.noise_dim = noise_dim
+        self.num_classes = num_classes
+        self.ve_cutoff = ve_cutoff
+        self.encoder = NodeEncoder(hidden_channels, len(OPS))
+        self.gnn = GatedGNN(hidden_channels, num_rounds=num_rounds,
+                            layer_norm=layer_norm)
+        self.decoder = ParameterDecoder(hidden_channels + noise_dim, max_shape,
+                                        num_classes, decoder_channels, rank)
+
+    def graph_of(self, model: Union[nn.Module, ArchGraph],
+                 input_shape: Sequence[int] = (1, 3, 32, 32)) -> ArchGraph:
+        """The graph of :obj:`model` (converted if it is a module)."""
+        if isinstance(model, ArchGraph):
+            if getattr(model, 'vocabulary_version', None) != VOCABULARY_VERSION:
+                raise GhnlibError(
+                    f'graph uses op vocabulary version '
+                    f"{getattr(model, 'vocabulary_version', None)}, this GHN "
+                    f'{VOCABULARY_VERSION}: convert the model again')
+            return model
+        if isinstance(model, nn.Module):
+            return to_graph(model, input_shape=input_shape,
+                            ve_cutoff=self.ve_cutoff)
+        raise GhnlibError(f'expected an nn.Module or an ArchGraph, got '
+                          f'{type(model).__name__}')
+
+    def _noise(self, noise: Optional[Tensor], generator, batch: Batch,
+               per_node: bool, device) -> Optional[Tensor]:
+        if self.noise_dim == 0:
+            if noise is not None and noise.numel() > 0:
+                raise GhnlibError('this GHN has noise_dim=0 and takes no noise')
+            return None
+        num_graphs, num_nodes = batch.num_graphs, batch.num_nodes
+        if noise is None:
+            rows = num_nodes if per_node else num_graphs
+            noise = torch.randn(rows, self.noise_dim, generator=generator)
+        noise = noise.to(device)
+        if noise.dim() == 1:
+            noise = noise.view(1, -1).expand(num_graphs, -1)
+        if noise.dim() != 2 or noise.size(1) != self.noise_dim or \
+                noise.size(0) not in (num_graphs, num_nodes):
+            raise GhnlibError(
+                f'noise must have shape [{self.noise_dim}], [{num_graphs}, '
+                f'{self.noise_dim}] (per architecture) or [{num_nodes}, '
+                f'{self.noise_dim}] (per node), got {tuple(noise.shape)}')
+        if noise.size(0) == num_nodes and (per_node or num_nodes != num_graphs):
+            return noise
+        return noise.index_select(0, batch.batch.to(device))
+
+    def node_states(self, batch: Batch) -> Tensor:
+        """Final node states :math:`\\mathbf{H}^T` of a batch of graphs."""
+        device = self.encoder.op_embedding.weight.device
+        h = self.encoder(batch.op.to(device), batch.node_shape.to(device))
+        schedule = SweepSchedule.from_data(batch).to(device)
+        return self.gnn(h, schedule)
+
+    def predict(self, models: Sequence[Union[nn.Module, ArchGraph]],
+                noise: Optional[Tensor] = None,
+                generator: Optional[torch.Generator] = None, *,
+                per_node_noise: bool = False,
+                input_shape: Sequence[int] = (1, 3, 32, 32)
+                ) -> List[Dict[str, Tensor]]:
+        r"""Predicts all parameters of many architectures in one pass.
+
+        Args:
+            models (Sequence[nn.Module or ArchGraph]): Architectures; modules
+                are converted with :func:`~ghnlib.graph.to_graph` on
+                :obj:`input_shape` (pass graphs to reuse a conversion or
+                give other example inputs).
+            noise (Tensor, optional): :math:`\xi`: shape :math:`[D]`,
+                :math:`[B, D]` (one per architecture) or :math:`[N, D]` (one
+                per node). (default: :obj:`None`, drawn from
+                :math:`\mathcal{N}(0, I)`)
+            generator (torch.Generator, optional): For the noise draw.
+                (default: :obj:`None`)
+            per_node_noise (bool, optional): Draw one noise vector per node
+                instead of one per architecture. (default: :obj:`False`)
+            input_shape (Sequence[int], optional): Example input shape for
+                converting modules. (default: :obj:`(1, 3, 32, 32)`)
+
+        Returns:
+            One ``{parameter name: tensor}`` dict per architecture,
+            differentiable w.r.t. the GHN's parameters.
+        """
+        if isinstance(models, (nn.Module, ArchGraph)):
+            models = [models]
+        graphs = [self.graph_of(m, input_shape) for m in models]
+        if not graphs:
+            return []
+        batch = Batch.from_data_list(graphs)
+        device = self.encoder.op_embedding.weight.device
+        h = self.node_states(batch)
+        xi = self._noise(noise, generator, batch, per_node_noise, device)
+        z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
+
+        tasks: List[Tuple[int, ParamTask]] = []
+        offsets = batch.ptr.tolist()
+        for g, graph in enumerate(graphs):
+            plan = graph.__dict__.get('_ghn_plan')
+            if plan is None or plan[0] != self.num_classes:
+                plan = (self.num_classes, plan_parameters(graph, self.num_classes))
+                object.__setattr__(graph, '_ghn_plan', plan)
+            tasks.extend((g, task) for task in plan[1])
+
+        owners = sorted({offsets[g] + t.node for g, t in tasks})
+        row_of = {node: row for row, node in enumerate(owners)}
+        code = self.decoder.embed(z[torch.tensor(owners, device=device)]) \
+            if owners else z.new_zeros(0, 1)
+        values: List[Optional[Tensor]] = [None] * len(tasks)
+        self._decode_weights(tasks, offsets, row_of, code, values)
+        self._decode_vectors(tasks, offsets, row_of, code, values)
+
+        predictions: List[Dict[str, Tensor]] = [{} for _ in graphs]
+        for (g, task), value in zip(tasks, values):
+            predictions[g][task.name] = value.reshape(task.shape)
+        return predictions
+
+    def _decode_weights(self, tasks, offsets, row_of, code, values):
+        max_shape = self.decoder.max_shape
+        groups: Dict[Tuple, List[int]] = {}
+        for k, (g, task) in enumerate(tasks):
+            if task.kind != 'weight':
+                continue
+            limit = ((self.num_classes, ) + max_shape[1:]
+                     if task.classifier else max_shape)
+            crop = tuple(min(t, m) for t, m in zip(task.view, limit))
+            groups.setdefault((crop, task.classifier), []).append(k)
+        device = code.device
+        for (crop, classifier), members in groups.items():
+            rows = torch.tensor([row_of[offsets[tasks[k][0]] + tasks[k][1].node]
+                                 for k in members], device=device)
+            block = self.decoder.weights(code.index_select(0, rows), crop,
+                                         classifier)
+            scale = torch.tensor([tasks[k][1].scale for k in members],
+                                 dtype=block.dtype, device=device)
+            fitted = tile_normalize(block, [tasks[k][1].view for k in members],
+                                    scale)
+            for k, value in zip(members, fitted):
+                values[k] = value
+
+    def _decode_vectors(self, tasks, offsets, row_of, code, values):
+        members = [k for k, (_, task) in enumerate(tasks)
+                   if task.kind != 'weight']
+        if not members:
+            return
+        device = code.device
+        rows = torch.tensor([row_of[offsets[tasks[k][0]] + tasks[k][1].node]
+                             for k in members], device=device)
+        slots = torch.tensor([tasks[k][1].slot for k in members], device=device)
+        pairs = torch.tanh(self.decoder.vector_pair(code.index_select(0, rows)))
+        vectors = pairs[torch.arange(len(members), device=device), slots]
+        src = vectors.view(len(members), -1, 1, 1, 1)
+        scale = torch.tensor([tasks[k][1].scale for k in members],
+                             dtype=src.dtype, device=device)
+        shift = torch.tensor([tasks[k][1].shift for k in members],
+                             dtype=src.dtype, device=device)
+        fitted = tile_normalize(src, [tasks[k][1].view for k in members],
+                                scale, shift)
+        for k, value in zip(members, fitted):
+            values[k] = value
+
+    @torch.no_grad()
+    def init_(self, model: nn.Module, noise: Optional[Tensor] = None,
+              generator: Optional[torch.Generator] = None, *,
+              graph: Optional[ArchGraph] = None,
+              input_shape: Sequence[int] = (1, 3, 32, 32)) -> nn.Module:
+        """Writes predicted parameters into :obj:`model` (batch-norm running
+        statistics are reset) and returns it.
+
+        Args:
+            model (nn.Module): The model to initialise.
+            noise, generator: As in :meth:`predict`.
+            graph (ArchGraph, optional): The model's graph, if already
+                converted. (default: :obj:`None`)
+            input_shape (Sequence[int], optional): Example input shape for
+                converting :obj:`model`. (default: :obj:`(1, 3, 32, 32)`)
+        """
+        graph = graph if graph is not None else self.graph_of(model, input_shape)
+        predicted = self.predict([graph], noise, generator)[0]
+        params = dict(model.named_parameters())
+        missing = set(predicted) - set(params)
+        if missing:
+            raise GhnlibError(f'the graph does not belong to this model: it '
+                              f'has parameters {sorted(missing)[:3]} the model '
+                              'lacks')
+        for name, value in predicted.items():
+            params[name].copy_(value.to(params[name].dtype))
+        for module in model.modules():
+            if hasattr(module, 'reset_running_stats'):
+                module.reset_running_stats()
+        return model
+
+    def forward(self, model: nn.Module, **kwargs) -> nn.Module:
+        """Same as :meth:`init_`."""
+        return self.init_(model, **kwargs)
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes weights and config to one safetensors file, atomically."""
+        from safetensors.torch import save_file
+
+        metadata = {'format': _FORMAT, 'format_version': str(_FORMAT_VERSION),
+                    'vocabulary_version': str(VOCABULARY_VERSION),
+                    'config': json.dumps(self.config)}
+        state = {k: v.detach().contiguous().cpu()
+                 for k, v in self.state_dict().items()}
+        tmp = f'{os.fspath(path)}.tmp'
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike],
+             map_location: Union[str, torch.device] = 'cpu'
+             ) -> 'GraphHyperNetwork':
+        """Reads a file written by :meth:`save`; refuses anything else, and
+        never loads a model partially."""
+        from safetensors import safe_open
+
+        try:
+            with safe_open(os.fspath(path), framework='pt') as reader:
+                metadata = reader.metadata() or {}
+                if metadata.get('format') != _FORMAT:
+                    raise GhnlibError(f"'{path}' is a safetensors file but not "
+                                      'a GraphHyperNetwork checkpoint')
+                state = {k: reader.get_tensor(k) for k in reader.keys()}
+        except GhnlibError:
+            raise
+        except Exception as error:
+            raise GhnlibError(f"'{path}' is not a readable GraphHyperNetwork "
+                              f'checkpoint ({type(error).__name__}: '
+                              f'{error})') from error
+        if metadata.get('format_version') != str(_FORMAT_VERSION):
+            raise GhnlibError(f"'{path}' has checkpoint format "
+                              f"{metadata.get('format_version')}, expected "
+                              f'{_FORMAT_VERSION}')
+        if metadata.get('vocabulary_version') != str(VOCABULARY_VERSION):
+            raise GhnlibError(
+                f"'{path}' was trained with op vocabulary version "
+                f"{metadata.get('vocabulary_version')}, this ghnlib has "
+                f'{VOCABULARY_VERSION}')
+        try:
+            config = json.loads(metadata['config'])
+            ghn = cls(**config)
+        except Exception as error:
+            raise GhnlibError(f"'{path}' has an unusable config "
+                              f'({type(error).__name__}: {error})') from error
+        expected = ghn.state_dict()
+        if set(state) != set(expected):
+            raise GhnlibError(
+                f"'{path}' does not match its config: missing "
+                f'{sorted(set(expected) - set(state))[:3]}, unexpected '
+                f'{sorted(set(state) - set(expected))[:3]}')
+        for key, value in state.items():
+            if value.shape != expected[key].shape:
+                raise GhnlibError(f"'{path}': '{key}' has shape "
+                                  f'{tuple(value.shape)}, the config needs '
+                                  f'{tuple(expected[key].shape)}')
+            if not torch.isfinite(value).all():
+                raise GhnlibError(f"'{path}': '{key}' holds NaN or inf")
+        ghn.load_state_dict(state)
+        return ghn.to(map_location)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f'{self.__class__.__name__}(hidden={c["hidden_channels"]}, '
+                f'max_shape={tuple(c["max_shape"])}, noise_dim={c["noise_dim"]}'
+                f', num_classes={c["num_classes"]})')

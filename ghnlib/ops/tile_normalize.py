@@ -1,0 +1,107 @@
+r"""Fitting decoded tensors to real parameter shapes: slice, tile, normalise.
+
+The pure-PyTorch reference of the batched tile-and-normalise op. For one
+tensor with source :math:`S \in \mathbb{R}^{s_0 \times s_1 \times s_2
+\times s_3}` and target shape :math:`(t_0, t_1, t_2, t_3)`, every output
+element reads one source element and is scaled and shifted per tensor:
+
+.. math::
+    Y[j_0, j_1, j_2, j_3] = a \cdot S[\pi_0(j_0), \pi_1(j_1), \pi_2(j_2),
+    \pi_3(j_3)] + b
+
+    \pi_d(j) = \begin{cases} o_d + j & t_d \leq s_d \\ j \bmod s_d &
+    t_d > s_d \end{cases}
+
+Channel dimensions (0, 1) are sliced from the start (:math:`o_d = 0`), the
+spatial dimensions (2, 3) around the centre (:math:`o_d = \lfloor (s_d -
+t_d) / 2 \rfloor`); a target larger than the source repeats (tiles) it.
+"""
+from typing import List, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ['tile_index', 'tile_normalize_reference', 'tile_normalize']
+
+
+def tile_index(source: int, target: int, centre: bool,
+               device=None) -> Tensor:
+    """:math:`\\pi_d` for one dimension: which source index each of the
+    :obj:`target` outputs reads."""
+    j = torch.arange(target, device=device)
+    if target <= source:
+        return j + ((source - target) // 2 if centre else 0)
+    return j % source
+
+
+def tile_normalize_reference(src: Tensor, shapes: Sequence[Sequence[int]],
+                             scale: Tensor, shift: Tensor = None
+                             ) -> List[Tensor]:
+    r"""Slices or tiles each of :math:`N` source tensors to its target shape
+    and applies :math:`a \cdot x + b`.
+
+    Args:
+        src (Tensor): Decoded tensors, shape :math:`[N, s_0, s_1, s_2, s_3]`.
+        shapes (Sequence[Sequence[int]]): :math:`N` target shapes of four
+            dimensions each.
+        scale (Tensor): Per-tensor factors :math:`a`, shape :math:`[N]`.
+        shift (Tensor, optional): Per-tensor offsets :math:`b`, shape
+            :math:`[N]`. (default: :obj:`None`, zeros)
+
+    Returns:
+        A list of :math:`N` tensors of the target shapes (differentiable
+        w.r.t. :obj:`src`, :obj:`scale` and :obj:`shift`).
+    """
+    if src.dim() != 5:
+        raise ValueError(f'src must have shape [N, s0, s1, s2, s3], got '
+                         f'{tuple(src.shape)}')
+    if len(shapes) != src.size(0) or scale.shape != (src.size(0), ):
+        raise ValueError(f'expected {src.size(0)} target shapes and scales, '
+                         f'got {len(shapes)} and {tuple(scale.shape)}')
+    out = []
+    sizes = src.shape[1:]
+    for n, target in enumerate(shapes):
+        if len(target) != 4 or min(target) < 1:
+            raise ValueError(f'target shape {tuple(target)} must have four '
+                             'positive dimensions')
+        y = src[n]
+        for d, (s, t) in enumerate(zip(sizes, target)):
+            y = y.index_select(d, tile_index(s, t, d >= 2, src.device))
+        y = y * scale[n]
+        if shift is not None:
+            y = y + shift[n]
+        out.append(y)
+    return out
+
+
+def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
+                   shift: Tensor = None) -> List[Tensor]:
+    r"""The same as :func:`tile_normalize_reference`, batched: tensors with
+    the same target shape are gathered together, one ``index_select`` per
+    dimension for the whole group.
+
+    Args and returns as :func:`tile_normalize_reference`.
+    """
+    if src.dim() != 5 or len(shapes) != src.size(0):
+        return tile_normalize_reference(src, shapes, scale, shift)
+    groups = {}
+    for n, target in enumerate(shapes):
+        groups.setdefault(tuple(target), []).append(n)
+    out: List[Tensor] = [None] * len(shapes)
+    sizes = src.shape[1:]
+    for target, members in groups.items():
+        if len(target) != 4 or min(target) < 1:
+            raise ValueError(f'target shape {target} must have four positive '
+                             'dimensions')
+        index = torch.tensor(members, device=src.device)
+        y = src if len(members) == src.size(0) else src.index_select(0, index)
+        for d, (s, t) in enumerate(zip(sizes, target)):
+            if s != t:
+                y = y.index_select(d + 1, tile_index(s, t, d >= 2, src.device))
+        view = (-1, 1, 1, 1, 1)
+        y = y * scale.index_select(0, index).view(view)
+        if shift is not None:
+            y = y + shift.index_select(0, index).view(view)
+        for k, n in enumerate(members):
+            out[n] = y[k]
+    return out

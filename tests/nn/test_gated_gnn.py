@@ -6,7 +6,8 @@ from ghnlib.graph import to_graph, virtual_edges
 from ghnlib.graph.arch_graph import ArchGraph
 from ghnlib.graph.draw import node_levels
 from ghnlib.models import get_model
-from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule, reference_gated_gnn
+from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
+                                 reference_gated_gnn)
 
 HIDDEN = 16
 
@@ -330,6 +331,27 @@ def test_invalid_graphs_raise():
     schedule = SweepSchedule.from_graph(torch.tensor([[0], [1]]))
     with pytest.raises(ValueError, match='rows'):
         gnn(torch.randn(3, HIDDEN), schedule)
+    # The reference needs ids in topological order.
+    with pytest.raises(ValueError, match='lower to higher'):
+        reference_gated_gnn(gnn, torch.randn(2, HIDDEN),
+                            torch.tensor([[1], [0]]))
+
+
+def test_reference_with_prebuilt_adjacency():
+    graph = random_dag(30, 50, 4)
+    gnn = make_gnn()
+    h = states(graph)
+    adjacency = reference_adjacency(graph.edge_index,
+                                    graph.virtual_edge_index,
+                                    graph.virtual_edge_dist, graph.num_nodes)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            reference_gated_gnn(gnn, h, graph.edge_index,
+                                graph.virtual_edge_index,
+                                graph.virtual_edge_dist, adjacency=adjacency),
+            reference_gated_gnn(gnn, h, graph.edge_index,
+                                graph.virtual_edge_index,
+                                graph.virtual_edge_dist), atol=0, rtol=0)
 
 
 def test_forward_accepts_data_and_schedule_moves(resnet20_graph):

@@ -1,0 +1,163 @@
+r"""Forward time of :class:`ghnlib.nn.GatedGNN` (level-synchronous sweeps)
+against the node-by-node reference :func:`reference_gated_gnn`.
+
+Hidden size 32, one round, under :func:`torch.no_grad`, on torchvision's
+resnet50 graph (1×3×224×224) and on a batch of CIFAR ResNet-56 graphs.
+Building the :class:`SweepSchedule` (and the reference's Python adjacency
+lists) is timed apart from the forward pass, since it is done once per
+graph. Run under pytest-benchmark (``make bench``) or as a script that
+prints one Markdown table:
+
+.. code-block:: bash
+
+    python benchmarks/bench_gated_gnn.py [--batch 64] [--repeat 20]
+"""
+import argparse
+import functools
+import statistics
+import time
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from ghnlib.graph import to_graph
+from ghnlib.models import get_model
+from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
+                                 reference_gated_gnn)
+from ghnlib.utils.torchvision import import_torchvision
+
+HIDDEN = 32
+BATCH = 64
+
+
+@functools.lru_cache(maxsize=None)
+def resnet50_graph():
+    torchvision = import_torchvision()
+    with torch.device('meta'):
+        model = torchvision.models.resnet50()
+    return to_graph(model, input_shape=(1, 3, 224, 224))
+
+
+@functools.lru_cache(maxsize=None)
+def resnet56_batch(size=BATCH):
+    graph = to_graph(get_model('resnet56'))
+    return Batch.from_data_list([graph] * size)
+
+
+CASES = {
+    'resnet50': resnet50_graph,
+    f'resnet56 x{BATCH}': resnet56_batch,
+}
+
+
+def setup(graph, seed=0):
+    torch.manual_seed(seed)
+    gnn = GatedGNN(HIDDEN).eval()
+    h = torch.randn(graph.num_nodes, HIDDEN)
+    return gnn, h
+
+
+def edges(graph):
+    return (graph.edge_index, graph.virtual_edge_index,
+            graph.virtual_edge_dist)
+
+
+@pytest.mark.parametrize('case', CASES)
+def bench_sweep_schedule(benchmark, case):
+    graph = CASES[case]()
+    schedule = benchmark(SweepSchedule.from_data, graph)
+    assert schedule.num_nodes == graph.num_nodes
+
+
+@pytest.mark.parametrize('case', CASES)
+def bench_gated_gnn_levels(benchmark, case):
+    graph = CASES[case]()
+    gnn, h = setup(graph)
+    schedule = SweepSchedule.from_data(graph)
+    with torch.no_grad():
+        out = benchmark(gnn, h, schedule)
+    assert out.shape == h.shape
+
+
+@pytest.mark.parametrize('case', CASES)
+def bench_gated_gnn_reference(benchmark, case):
+    graph = CASES[case]()
+    gnn, h = setup(graph)
+    adjacency = reference_adjacency(*edges(graph), graph.num_nodes)
+    with torch.no_grad():
+        out = benchmark.pedantic(reference_gated_gnn, (gnn, h, *edges(graph)),
+                                 dict(adjacency=adjacency), rounds=3,
+                                 warmup_rounds=0)
+    assert out.shape == h.shape
+
+
+def _times(fn, repeat, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _ms(times):
+    return statistics.median(times) * 1e3
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--batch', type=int, default=BATCH,
+                        help='ResNet-56 graphs in the batch')
+    parser.add_argument('--repeat', type=int, default=20,
+                        help='measured runs of the level-synchronous forward')
+    parser.add_argument('--ref-repeat', type=int, default=3,
+                        help='measured runs of the reference')
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
+          f'hidden {HIDDEN}, 1 round, no_grad; medians in milliseconds\n')
+    print('| graph | nodes | edges | virtual edges | levels fwd/bwd '
+          '| schedule build | reference lists build | level-sync forward '
+          '| reference forward | speed-up | level-sync fwd+bwd (autograd) '
+          '| max abs diff |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
+    cases = [('resnet50 (224×224)', resnet50_graph()),
+             (f'{args.batch} × ResNet-56 (CIFAR)',
+              resnet56_batch(args.batch))]
+    for name, graph in cases:
+        gnn, h = setup(graph)
+        build = _times(lambda: SweepSchedule.from_data(graph),
+                       max(3, args.repeat // 4), warmup=1)
+        schedule = SweepSchedule.from_data(graph)
+        lists = _times(lambda: reference_adjacency(*edges(graph),
+                                                   graph.num_nodes),
+                       max(1, args.ref_repeat), warmup=0)
+        adjacency = reference_adjacency(*edges(graph), graph.num_nodes)
+        fast = _times(lambda: gnn(h, schedule), args.repeat)
+        slow = _times(lambda: reference_gated_gnn(gnn, h, *edges(graph),
+                                                  adjacency=adjacency),
+                      args.ref_repeat, warmup=0)
+        diff = (gnn(h, schedule) - reference_gated_gnn(
+            gnn, h, *edges(graph), adjacency=adjacency)).abs().max().item()
+
+        def train_step():
+            with torch.enable_grad():
+                x = h.clone().requires_grad_()
+                gnn(x, schedule).square().sum().backward()
+
+        train = _times(train_step, max(3, args.repeat // 4), warmup=1)
+        gnn.zero_grad()
+        print(f'| {name} | {graph.num_nodes} | {graph.edge_index.size(1)} | '
+              f'{graph.virtual_edge_index.size(1)} | '
+              f'{len(schedule.forward)}/{len(schedule.backward)} | '
+              f'{_ms(build):.1f} | {_ms(lists):.1f} | {_ms(fast):.1f} | '
+              f'{_ms(slow):.1f} | {_ms(slow) / _ms(fast):.1f}× | '
+              f'{_ms(train):.1f} | {diff:.1e} |')
+
+
+if __name__ == '__main__':
+    main()

@@ -96,8 +96,14 @@ def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
         index = torch.tensor(members, device=src.device)
         y = src if len(members) == src.size(0) else src.index_select(0, index)
         for d, (s, t) in enumerate(zip(sizes, target)):
-            if s != t:
-                y = y.index_select(d + 1, tile_index(s, t, d >= 2, src.device))
+            # Views where slicing suffices; tiling repeats whole blocks,
+            # cheaper than gathering element by element.
+            if t <= s:
+                y = y.narrow(d + 1, (s - t) // 2 if d >= 2 else 0, t)
+            else:
+                repeats = [1] * y.dim()
+                repeats[d + 1] = -(-t // s)
+                y = y.repeat(repeats).narrow(d + 1, 0, t)
         view = (-1, 1, 1, 1, 1)
         y = y * scale.index_select(0, index).view(view)
         if shift is not None:

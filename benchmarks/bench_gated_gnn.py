@@ -15,7 +15,6 @@ prints one Markdown table:
 import argparse
 import functools
 import statistics
-import time
 
 import pytest
 import torch
@@ -26,6 +25,7 @@ from ghnlib.models import get_model
 from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
                                  reference_gated_gnn)
 from ghnlib.utils.torchvision import import_torchvision
+from timing import run_times
 
 HIDDEN = 32
 BATCH = 64
@@ -92,17 +92,6 @@ def bench_gated_gnn_reference(benchmark, case):
     assert out.shape == h.shape
 
 
-def _times(fn, repeat, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def _ms(times):
     return statistics.median(times) * 1e3
 
@@ -130,15 +119,15 @@ def main():
               resnet56_batch(args.batch))]
     for name, graph in cases:
         gnn, h = setup(graph)
-        build = _times(lambda: SweepSchedule.from_data(graph),
+        build = run_times(lambda: SweepSchedule.from_data(graph),
                        max(3, args.repeat // 4), warmup=1)
         schedule = SweepSchedule.from_data(graph)
-        lists = _times(lambda: reference_adjacency(*edges(graph),
+        lists = run_times(lambda: reference_adjacency(*edges(graph),
                                                    graph.num_nodes),
                        max(1, args.ref_repeat), warmup=0)
         adjacency = reference_adjacency(*edges(graph), graph.num_nodes)
-        fast = _times(lambda: gnn(h, schedule), args.repeat)
-        slow = _times(lambda: reference_gated_gnn(gnn, h, *edges(graph),
+        fast = run_times(lambda: gnn(h, schedule), args.repeat)
+        slow = run_times(lambda: reference_gated_gnn(gnn, h, *edges(graph),
                                                   adjacency=adjacency),
                       args.ref_repeat, warmup=0)
         diff = (gnn(h, schedule) - reference_gated_gnn(
@@ -149,7 +138,7 @@ def main():
                 x = h.clone().requires_grad_()
                 gnn(x, schedule).square().sum().backward()
 
-        train = _times(train_step, max(3, args.repeat // 4), warmup=1)
+        train = run_times(train_step, max(3, args.repeat // 4), warmup=1)
         gnn.zero_grad()
         print(f'| {name} | {graph.num_nodes} | {graph.edge_index.size(1)} | '
               f'{graph.virtual_edge_index.size(1)} | '

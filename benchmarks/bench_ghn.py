@@ -10,7 +10,6 @@ as a script that prints one Markdown table:
 """
 import statistics
 import sys
-import time
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ from ghnlib import GraphHyperNetwork
 from ghnlib.graph import to_graph
 from ghnlib.models import get_model
 from ghnlib.utils.torchvision import import_torchvision
+from timing import run_times
 
 
 def make_ghn():
@@ -50,16 +50,6 @@ def bench_predict_resnet56_batch(benchmark, batch_size):
     assert len(out) == batch_size
 
 
-def _median(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main():
     torch.set_grad_enabled(False)
     ghn = make_ghn()
@@ -71,16 +61,17 @@ def main():
         with torch.device('meta'):
             model = import_torchvision().models.get_model(name)
         graph = to_graph(model, input_shape=(1, 3, 224, 224))
-        cached = _median(lambda: ghn.predict([graph]), 5)
-        uncached = _median(lambda: ghn.predict(
-            [to_graph(model, input_shape=(1, 3, 224, 224))]), 5)
+        cached = statistics.median(run_times(lambda: ghn.predict([graph]), 5, warmup=1))
+        uncached = statistics.median(run_times(lambda: ghn.predict(
+            [to_graph(model, input_shape=(1, 3, 224, 224))]), 5, warmup=1))
         print(f'| {name}, cached graph | {cached * 1e3:.1f} | {1 / cached:.1f} |')
         print(f'| {name}, converted in the call | {uncached * 1e3:.1f} | '
               f'{1 / uncached:.1f} |')
     for arch in ('resnet20', 'resnet56'):
         graph = ghn.graph_of(get_model(arch))
         for batch_size in (1, 8, 64):
-            seconds = _median(lambda: ghn.predict([graph] * batch_size), 3)
+            seconds = statistics.median(run_times(
+                lambda: ghn.predict([graph] * batch_size), 3, warmup=1))
             print(f'| {batch_size} × {arch} | {seconds * 1e3:.1f} | '
                   f'{batch_size / seconds:.1f} |')
     import resource

@@ -11,13 +11,13 @@ and ``torch.fx`` tracing followed by fake-tensor shape propagation.
 """
 import argparse
 import statistics
-import time
 
 import pytest
 import torch
 
 from ghnlib.graph import to_graph
 from ghnlib.utils.torchvision import import_torchvision
+from timing import run_times
 
 MODELS = ('resnet50', 'vit_b_16', 'densenet121')
 
@@ -34,17 +34,6 @@ def bench_to_graph(benchmark, name):
     x = torch.empty(1, 3, 224, 224, device='meta')
     graph = benchmark(to_graph, model, x)
     assert graph.num_params == sum(p.numel() for p in model.parameters())
-
-
-def _times(fn, repeat, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _fx_fake_shapes(model, size):
@@ -73,10 +62,10 @@ def main():
         model = build(name, args.size)
         x = torch.empty(1, 3, args.size, args.size, device='meta')
         graph = to_graph(model, x)
-        ours = _times(lambda: to_graph(model, x), args.repeat)
+        ours = run_times(lambda: to_graph(model, x), args.repeat)
         real_input = torch.randn(1, 3, args.size, args.size)
-        forward = _times(lambda: model(real_input), max(3, args.repeat // 5))
-        fake = _times(lambda: _fx_fake_shapes(model, args.size), 3, warmup=1)
+        forward = run_times(lambda: model(real_input), max(3, args.repeat // 5))
+        fake = run_times(lambda: _fx_fake_shapes(model, args.size), 3, warmup=1)
         print(f'| {name} | {graph.num_nodes} | '
               f'{graph.virtual_edge_index.size(1)} | '
               f'{statistics.median(ours) * 1e3:.1f} | {min(ours) * 1e3:.1f} | '

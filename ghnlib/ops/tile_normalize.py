@@ -77,8 +77,8 @@ def tile_normalize_reference(src: Tensor, shapes: Sequence[Sequence[int]],
 def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
                    shift: Tensor = None) -> List[Tensor]:
     r"""The same as :func:`tile_normalize_reference`, batched: tensors with
-    the same target shape are gathered together, one ``index_select`` per
-    dimension for the whole group.
+    the same target shape are fitted together, slicing by views and tiling
+    by repeating whole blocks.
 
     Args and returns as :func:`tile_normalize_reference`.
     """
@@ -95,19 +95,22 @@ def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
                              'dimensions')
         index = torch.tensor(members, device=src.device)
         y = src if len(members) == src.size(0) else src.index_select(0, index)
+        # Slice first (views), normalise the small block, then tile by
+        # repeating whole blocks: one pass over the output.
         for d, (s, t) in enumerate(zip(sizes, target)):
-            # Views where slicing suffices; tiling repeats whole blocks,
-            # cheaper than gathering element by element.
             if t <= s:
                 y = y.narrow(d + 1, (s - t) // 2 if d >= 2 else 0, t)
-            else:
-                repeats = [1] * y.dim()
-                repeats[d + 1] = -(-t // s)
-                y = y.repeat(repeats).narrow(d + 1, 0, t)
         view = (-1, 1, 1, 1, 1)
         y = y * scale.index_select(0, index).view(view)
         if shift is not None:
             y = y + shift.index_select(0, index).view(view)
+        repeats = [1] + [-(-t // s) if t > s else 1
+                         for s, t in zip(sizes, target)]
+        if max(repeats) > 1:
+            y = y.repeat(repeats)
+            for d, t in enumerate(target):
+                if y.size(d + 1) != t:
+                    y = y.narrow(d + 1, 0, t)
         for k, n in enumerate(members):
             out[n] = y[k]
     return out

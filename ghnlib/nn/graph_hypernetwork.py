@@ -94,8 +94,9 @@ def plan_parameters(graph: ArchGraph, num_classes: int) -> List[ParamTask]:
     r"""Decides, for every parameter of :obj:`graph`, its decoder and its
     normalisation.
 
-    * weights (two or more dimensions): the low-rank decoder, scaled by
-      :math:`\sqrt{\beta / \mathrm{fan\_in}}` with
+    * weights (two or more dimensions): the low-rank decoder, scaled to
+      unit RMS and then by :math:`\sqrt{\beta / \mathrm{fan\_in}}` (He's
+      variance) with
       :math:`\mathrm{fan\_in} = \prod_{d \geq 1} s_d` and :math:`\beta` from
       :func:`activation_gain`; the last weight layer before the output
       with at most :obj:`num_classes` outputs uses the classifier basis;
@@ -319,6 +320,10 @@ class GraphHyperNetwork(nn.Module):
                                  for k in members], device=device)
             block = self.decoder.weights(code.index_select(0, rows), crop,
                                          classifier)
+            # Unit RMS before the sqrt(beta / fan_in) factor: the weights
+            # then have He's variance whatever the decoder's output scale.
+            rms = block.pow(2).mean(dim=(1, 2, 3, 4), keepdim=True).sqrt()
+            block = block / rms.clamp_min(1e-12)
             scale = torch.tensor([tasks[k][1].scale for k in members],
                                  dtype=block.dtype, device=device)
             fitted = tile_normalize(block, [tasks[k][1].view for k in members],

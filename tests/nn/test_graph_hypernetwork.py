@@ -30,6 +30,14 @@ def test_predicts_every_parameter_of_a_resnet():
     model = get_model('resnet20')
     predicted = small_ghn().predict([model])[0]
     assert_matches(predicted, model)
+    # Weights have He's variance: RMS sqrt(beta / fan_in), whatever the
+    # (untrained) decoder's scale; beta = 2 before a ReLU.
+    for name, beta in [('conv1.weight', 2), ('layer1.0.conv1.weight', 2),
+                       ('layer1.0.conv2.weight', 1), ('fc.weight', 1)]:
+        value = predicted[name]
+        rms = value.pow(2).mean().sqrt()
+        assert float(rms) == pytest.approx(math.sqrt(beta / value[0].numel()),
+                                           rel=1e-4)
     # Norm weights near 1, biases small.
     assert (predicted['bn1.weight'] - 1).abs().max() <= 0.5
     assert predicted['fc.bias'].abs().max() <= 0.1

@@ -69,9 +69,18 @@ class ParameterDecoder(nn.Module):
         return self.mlp(z)
 
     def weights(self, code: Tensor, crop: Tuple[int, int, int, int],
-                classifier: bool = False) -> Tensor:
+                classifier: bool = False, return_norm: bool = False):
         r"""Only the :obj:`crop` of every node's weight: channels from the
         start, the kernel around its centre.
+
+        Args:
+            code (Tensor): :meth:`embed` outputs, :math:`[n, D]`.
+            crop (Tuple[int, int, int, int]): :math:`(o, i, a, b)`.
+            classifier (bool, optional): Use the classifier basis.
+                (default: :obj:`False`)
+            return_norm (bool, optional): Also return each crop's squared
+                Frobenius norm, :math:`[n]`, computed from the factors.
+                (default: :obj:`False`)
 
         Shapes: :math:`[n, D]` → :math:`[n, o, i, a, b]`.
         """
@@ -85,9 +94,19 @@ class ParameterDecoder(nn.Module):
         v = self.in_basis(code).view(n, in_max, self.rank)
         k = self.kernel(code).view(n, self.rank, kh, kw)
         top, left = (kh - a) // 2, (kw - b) // 2
-        k = k[:, :, top:top + a, left:left + b]
-        w = torch.einsum('nor,nir,nrab->noiab', u[:, :o], v[:, :i], k)
-        return w / math.sqrt(self.rank)
+        u, v = u[:, :o], v[:, :i]
+        k = k[:, :, top:top + a, left:left + b].reshape(n, self.rank, a * b)
+        # One batched matrix product: U [n, o, R] @ (V ⊗ K) [n, R, i·a·b].
+        vk = (v.transpose(1, 2).unsqueeze(-1) * k.unsqueeze(2)).reshape(
+            n, self.rank, i * a * b)
+        w = torch.bmm(u, vk).view(n, o, i, a, b)
+        if not return_norm:
+            return w / math.sqrt(self.rank)
+        # ||W||² from the R×R Gram matrices of the factors, without a pass
+        # over W: sum_rs (UᵀU)_rs (VᵀV)_rs (KKᵀ)_rs.
+        gram = (u.transpose(1, 2) @ u) * (v.transpose(1, 2) @ v) * (
+            k @ k.transpose(1, 2))
+        return w / math.sqrt(self.rank), gram.sum((1, 2)).clamp_min(0) / self.rank
 
     def vector_pair(self, code: Tensor) -> Tensor:
         """Two vectors of :math:`O` values per node. Shape :math:`[n, 2, O]`."""

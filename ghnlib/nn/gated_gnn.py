@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
@@ -260,6 +261,12 @@ class SweepSchedule:
                 f'backward_levels={len(self.backward)})')
 
 
+def _mlp(mlp: nn.Sequential, x: Tensor) -> Tensor:
+    first, _, second = mlp
+    return F.linear(F.relu(F.linear(x, first.weight, first.bias)),
+                    second.weight, second.bias)
+
+
 class GatedGNN(MessagePassing):
     r"""The gated graph neural network of GHN-2 from the `"Parameter
     Prediction for Unseen Deep Architectures"
@@ -368,6 +375,7 @@ class GatedGNN(MessagePassing):
         # once per node, right after its update, instead of once per edge
         # (virtual edges outnumber nodes by ~100x).
         h = h.clone()
+        gru = self.gru
         size, hidden = h.size(0), self.hidden_channels
         out = h.new_zeros(size, 2 * hidden)
         for lvl in sweep.levels:
@@ -379,10 +387,13 @@ class GatedGNN(MessagePassing):
                                    ve_dist=lvl._dist)
             else:
                 m = torch.zeros_like(h_level)
-            h_level = self.gru(m, h_level)
+            # Functional forms of the GRU cell and the MLPs: this loop runs
+            # once per level, where module-call overhead dominates.
+            h_level = torch.gru_cell(m, h_level, gru.weight_ih, gru.weight_hh,
+                                     gru.bias_ih, gru.bias_hh)
             h.index_copy_(0, lvl.nodes, h_level)
             out.index_copy_(0, lvl.nodes, torch.cat(
-                [self.mlp(h_level), self.mlp_ve(h_level)], dim=-1))
+                [_mlp(self.mlp, h_level), _mlp(self.mlp_ve, h_level)], dim=-1))
         return h
 
     def message(self, x_j: Tensor, num_real: int, ve_dist: Tensor) -> Tensor:

@@ -39,10 +39,10 @@ VECTOR_RANGES = {
 class ParamTask:
     """How one parameter tensor of a graph is predicted."""
     __slots__ = ('node', 'name', 'shape', 'view', 'kind', 'slot', 'scale',
-                 'shift', 'classifier')
+                 'shift', 'classifier', 'crop')
 
     def __init__(self, node, name, shape, view, kind, slot, scale, shift,
-                 classifier):
+                 classifier, crop=None):
         self.node = node
         self.name = name
         self.shape = shape
@@ -52,6 +52,7 @@ class ParamTask:
         self.scale = scale
         self.shift = shift
         self.classifier = classifier
+        self.crop = crop
 
 
 def _as_view(shape: Sequence[int]) -> Tuple[int, int, int, int]:
@@ -90,7 +91,8 @@ def _is_classifier(ops: List[str], successors: List[List[int]], node: int,
     return False
 
 
-def plan_parameters(graph: ArchGraph, num_classes: int) -> List[ParamTask]:
+def plan_parameters(graph: ArchGraph, num_classes: int,
+                    max_shape: Sequence[int] = (64, 64, 3, 3)) -> List[ParamTask]:
     r"""Decides, for every parameter of :obj:`graph`, its decoder and its
     normalisation.
 
@@ -100,6 +102,7 @@ def plan_parameters(graph: ArchGraph, num_classes: int) -> List[ParamTask]:
       :math:`\mathrm{fan\_in} = \prod_{d \geq 1} s_d` and :math:`\beta` from
       :func:`activation_gain`; the last weight layer before the output
       with at most :obj:`num_classes` outputs uses the classifier basis;
+      only the crop of :obj:`max_shape` that survives slicing is decoded;
     * vectors: a norm layer's weight maps to :math:`1 \pm 0.5`, biases to
       :math:`\pm 0.1` (:obj:`VECTOR_RANGES`).
     """
@@ -119,9 +122,12 @@ def plan_parameters(graph: ArchGraph, num_classes: int) -> List[ParamTask]:
                 gain = activation_gain(ops, successors, node)
                 classifier = (op in _WEIGHT_OPS and shape[0] <= num_classes
                               and _is_classifier(ops, successors, node, output))
+                limit = ((num_classes, ) + tuple(max_shape[1:])
+                         if classifier else tuple(max_shape))
+                crop = tuple(min(t, m) for t, m in zip(view, limit))
                 tasks.append(ParamTask(node, name, tuple(shape), view, 'weight',
                                        0, math.sqrt(gain / fan_in), 0.0,
-                                       classifier))
+                                       classifier, crop))
                 continue
             if op in _NORM_OPS:
                 kind = 'norm_weight' if position == 0 else 'norm_bias'
@@ -285,70 +291,67 @@ class GraphHyperNetwork(nn.Module):
         tasks: List[Tuple[int, ParamTask]] = []
         offsets = batch.ptr.tolist()
         for g, graph in enumerate(graphs):
+            key = (self.num_classes, self.decoder.max_shape)
             plan = graph.__dict__.get('_ghn_plan')
-            if plan is None or plan[0] != self.num_classes:
-                plan = (self.num_classes, plan_parameters(graph, self.num_classes))
+            if plan is None or plan[0] != key:
+                plan = (key, plan_parameters(graph, *key))
                 object.__setattr__(graph, '_ghn_plan', plan)
             tasks.extend((g, task) for task in plan[1])
 
-        owners = sorted({offsets[g] + t.node for g, t in tasks})
-        row_of = {node: row for row, node in enumerate(owners)}
-        code = self.decoder.embed(z[torch.tensor(owners, device=device)]) \
-            if owners else z.new_zeros(0, 1)
+        # Decode each node owning parameters once; `rows[k]`: its row for
+        # task k.
+        nodes = torch.tensor([offsets[g] + t.node for g, t in tasks],
+                             dtype=torch.long)
+        owners, rows = torch.unique(nodes, return_inverse=True)
+        code = self.decoder.embed(z.index_select(0, owners.to(device)))
+        rows = rows.tolist()
         values: List[Optional[Tensor]] = [None] * len(tasks)
-        self._decode_weights(tasks, offsets, row_of, code, values)
-        self._decode_vectors(tasks, offsets, row_of, code, values)
+        self._decode_weights(tasks, rows, code, values)
+        self._decode_vectors(tasks, rows, code, values)
 
         predictions: List[Dict[str, Tensor]] = [{} for _ in graphs]
         for (g, task), value in zip(tasks, values):
             predictions[g][task.name] = value.reshape(task.shape)
         return predictions
 
-    def _decode_weights(self, tasks, offsets, row_of, code, values):
-        max_shape = self.decoder.max_shape
+    def _decode_weights(self, tasks, rows, code, values):
         groups: Dict[Tuple, List[int]] = {}
-        for k, (g, task) in enumerate(tasks):
-            if task.kind != 'weight':
-                continue
-            limit = ((self.num_classes, ) + max_shape[1:]
-                     if task.classifier else max_shape)
-            crop = tuple(min(t, m) for t, m in zip(task.view, limit))
-            groups.setdefault((crop, task.classifier), []).append(k)
+        for k, (_, task) in enumerate(tasks):
+            if task.kind == 'weight':
+                groups.setdefault((task.crop, task.classifier), []).append(k)
         device = code.device
         for (crop, classifier), members in groups.items():
-            rows = torch.tensor([row_of[offsets[tasks[k][0]] + tasks[k][1].node]
-                                 for k in members], device=device)
-            block = self.decoder.weights(code.index_select(0, rows), crop,
-                                         classifier)
+            index = torch.tensor([rows[k] for k in members], device=device)
+            block, sq_norm = self.decoder.weights(
+                code.index_select(0, index), crop, classifier, return_norm=True)
             # Unit RMS before the sqrt(beta / fan_in) factor: the weights
             # then have He's variance whatever the decoder's output scale.
-            rms = block.pow(2).mean(dim=(1, 2, 3, 4), keepdim=True).sqrt()
-            block = block / rms.clamp_min(1e-12)
-            scale = torch.tensor([tasks[k][1].scale for k in members],
-                                 dtype=block.dtype, device=device)
-            fitted = tile_normalize(block, [tasks[k][1].view for k in members],
-                                    scale)
+            # Both factors go into the one scaling pass of tile_normalize.
+            rms = (sq_norm / math.prod(crop)).sqrt().clamp_min(1e-12)
+            member_tasks = [tasks[k][1] for k in members]
+            scale = torch.tensor([t.scale for t in member_tasks],
+                                 dtype=block.dtype, device=device) / rms
+            fitted = tile_normalize(block, [t.view for t in member_tasks], scale)
             for k, value in zip(members, fitted):
                 values[k] = value
 
-    def _decode_vectors(self, tasks, offsets, row_of, code, values):
+    def _decode_vectors(self, tasks, rows, code, values):
         members = [k for k, (_, task) in enumerate(tasks)
                    if task.kind != 'weight']
         if not members:
             return
         device = code.device
-        rows = torch.tensor([row_of[offsets[tasks[k][0]] + tasks[k][1].node]
-                             for k in members], device=device)
-        slots = torch.tensor([tasks[k][1].slot for k in members], device=device)
-        pairs = torch.tanh(self.decoder.vector_pair(code.index_select(0, rows)))
+        member_tasks = [tasks[k][1] for k in members]
+        index = torch.tensor([rows[k] for k in members], device=device)
+        slots = torch.tensor([t.slot for t in member_tasks], device=device)
+        pairs = torch.tanh(self.decoder.vector_pair(code.index_select(0, index)))
         vectors = pairs[torch.arange(len(members), device=device), slots]
         src = vectors.view(len(members), -1, 1, 1, 1)
-        scale = torch.tensor([tasks[k][1].scale for k in members],
-                             dtype=src.dtype, device=device)
-        shift = torch.tensor([tasks[k][1].shift for k in members],
-                             dtype=src.dtype, device=device)
-        fitted = tile_normalize(src, [tasks[k][1].view for k in members],
-                                scale, shift)
+        scale = torch.tensor([t.scale for t in member_tasks], dtype=src.dtype,
+                             device=device)
+        shift = torch.tensor([t.shift for t in member_tasks], dtype=src.dtype,
+                             device=device)
+        fitted = tile_normalize(src, [t.view for t in member_tasks], scale, shift)
         for k, value in zip(members, fitted):
             values[k] = value
 

@@ -34,3 +34,12 @@ def test_classifier_basis_and_vectors():
 def test_bad_max_shape():
     with pytest.raises(ValueError, match='four positive sizes'):
         ParameterDecoder(8, max_shape=(4, 4, 3))
+
+
+def test_norm_from_factors_equals_the_norm_of_the_crop():
+    torch.manual_seed(1)
+    decoder = ParameterDecoder(8, max_shape=(6, 5, 5, 5), rank=4)
+    code = decoder.embed(torch.randn(3, 8))
+    for crop in [(6, 5, 5, 5), (2, 3, 3, 1), (1, 1, 1, 1)]:
+        w, sq_norm = decoder.weights(code, crop, return_norm=True)
+        torch.testing.assert_close(sq_norm, w.pow(2).sum((1, 2, 3, 4)))

@@ -43,5 +43,5 @@ def input_size(name, smallest=False):
     if name.startswith(_FIXED_SIZE):
         return 224
     if name == 'inception_v3':
-        return 299 if not smallest else 96
+        return 299  # its auxiliary head (training mode) needs the full size
     return 224 if not smallest else 64

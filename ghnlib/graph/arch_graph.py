@@ -1,7 +1,7 @@
 r"""The computational graph of an architecture, as a PyG :class:`Data`."""
 import os
 from collections import Counter
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Union
 
 import torch
 from torch_geometric.data import Data

@@ -3,10 +3,9 @@ r"""ONNX model → :class:`ArchGraph`, with the same op vocabulary as
 import ast
 import heapq
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy as np
-import torch
 
 from ghnlib.errors import GraphConversionError
 from ghnlib.graph.arch_graph import ArchGraph

@@ -8,7 +8,7 @@ cannot run on meta tensors runs once on zeros.
 """
 import contextlib
 import operator
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 import torch
 import torch.nn as nn

@@ -1,8 +1,7 @@
 r"""``nn.Module`` → :class:`ArchGraph`, through a shape-propagating fx trace."""
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, Sequence
 
 import torch
-import torch.fx as fx
 import torch.nn as nn
 
 from ghnlib.errors import GraphConversionError

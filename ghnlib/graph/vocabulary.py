@@ -12,9 +12,8 @@ Every traced call falls in exactly one of three classes:
   inputs connect straight to its users,
 * anything else parameter-free becomes a ``'generic'`` node, never dropped.
 """
-import math
 import operator
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn

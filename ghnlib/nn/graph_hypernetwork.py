@@ -2,7 +2,7 @@ r"""The graph hypernetwork (GHN-2) and its Noise GHN variant."""
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn

@@ -1,6 +1,5 @@
 r"""Initial node states of the graph hypernetwork: op and shape embeddings."""
 import math
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -16,7 +16,7 @@ Channel dimensions (0, 1) are sliced from the start (:math:`o_d = 0`), the
 spatial dimensions (2, 3) around the centre (:math:`o_d = \lfloor (s_d -
 t_d) / 2 \rfloor`); a target larger than the source repeats (tiles) it.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import torch
 from torch import Tensor

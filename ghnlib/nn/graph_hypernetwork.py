@@ -2,6 +2,7 @@ r"""The graph hypernetwork (GHN-2) and its Noise GHN variant."""
 import json
 import math
 import os
+import weakref
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -202,6 +203,7 @@ class GraphHyperNetwork(nn.Module):
                             layer_norm=layer_norm)
         self.decoder = ParameterDecoder(hidden_channels + noise_dim, max_shape,
                                         num_classes, decoder_channels, rank)
+        self._batch_cache = None
 
     def graph_of(self, model: Union[nn.Module, ArchGraph],
                  input_shape: Sequence[int] = (1, 3, 32, 32)) -> ArchGraph:
@@ -242,11 +244,38 @@ class GraphHyperNetwork(nn.Module):
             return noise
         return noise.index_select(0, batch.batch.to(device))
 
-    def node_states(self, batch: Batch) -> Tensor:
+    def batch_of(self, graphs: Sequence[ArchGraph]
+                 ) -> Tuple[Batch, SweepSchedule]:
+        """The batch of :obj:`graphs` and its sweep schedule.
+
+        The last pair is kept: predicting the same graph objects again (as in
+        training, or sampling a Noise GHN) skips batching and scheduling.
+        Graphs are treated as immutable.
+        """
+        device = self.encoder.op_embedding.weight.device
+        cached = self._batch_cache
+        if (cached is not None and cached[3] == device
+                and len(cached[0]) == len(graphs)
+                and all(ref() is g for ref, g in zip(cached[0], graphs))):
+            return cached[1], cached[2]
+        batch = Batch.from_data_list(list(graphs))
+        schedule = SweepSchedule.from_data(batch).to(device)
+        self._batch_cache = ([weakref.ref(g) for g in graphs], batch, schedule,
+                             device)
+        return batch, schedule
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state['_batch_cache'] = None  # weak references do not pickle
+        return state
+
+    def node_states(self, batch: Batch,
+                    schedule: Optional[SweepSchedule] = None) -> Tensor:
         """Final node states :math:`\\mathbf{H}^T` of a batch of graphs."""
         device = self.encoder.op_embedding.weight.device
         h = self.encoder(batch.op.to(device), batch.node_shape.to(device))
-        schedule = SweepSchedule.from_data(batch).to(device)
+        if schedule is None:
+            schedule = SweepSchedule.from_data(batch).to(device)
         return self.gnn(h, schedule)
 
     def predict(self, models: Sequence[Union[nn.Module, ArchGraph]],
@@ -282,9 +311,9 @@ class GraphHyperNetwork(nn.Module):
         graphs = [self.graph_of(m, input_shape) for m in models]
         if not graphs:
             return []
-        batch = Batch.from_data_list(graphs)
+        batch, schedule = self.batch_of(graphs)
         device = self.encoder.op_embedding.weight.device
-        h = self.node_states(batch)
+        h = self.node_states(batch, schedule)
         xi = self._noise(noise, generator, batch, per_node_noise, device)
         z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
 

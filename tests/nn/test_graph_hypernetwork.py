@@ -194,3 +194,24 @@ def test_repr():
     assert repr(small_ghn(noise_dim=8)) == (
         'GraphHyperNetwork(hidden=16, max_shape=(64, 64, 3, 3), noise_dim=8, '
         'num_classes=10)')
+
+
+def test_repeated_batches_reuse_their_schedule():
+    import copy
+
+    ghn = small_ghn(noise_dim=2)
+    graphs = [ghn.graph_of(get_model('resnet20')), ghn.graph_of(get_model('resnet32'))]
+    xi = torch.randn(2)
+    first = ghn.predict(graphs, noise=xi)
+    batch, schedule = ghn.batch_of(graphs)
+    again = ghn.predict(graphs, noise=xi)
+    assert ghn.batch_of(graphs)[1] is schedule
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, again) for k in a)
+    # Another list of graphs gets its own batch and schedule.
+    other = ghn.predict(graphs[::-1], noise=xi)
+    assert ghn.batch_of(graphs[::-1])[1] is not schedule
+    assert all(torch.equal(first[1][k], other[0][k]) for k in first[1])
+    clone = copy.deepcopy(ghn)
+    assert clone._batch_cache is None
+    assert torch.equal(clone.predict(graphs, noise=xi)[0]['conv1.weight'],
+                       first[0]['conv1.weight'])

@@ -1,0 +1,1 @@
+r"""Training: graph hypernetworks (GHN, Noise GHN) and plain networks."""

@@ -1,0 +1,50 @@
+r"""Atomic writes and safe reads of training checkpoints."""
+import os
+from typing import Any, Callable, Union
+
+import torch
+
+from ghnlib.errors import GhnlibError
+
+__all__ = ['atomic_write', 'save_state', 'load_state']
+
+PathLike = Union[str, os.PathLike]
+
+
+def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
+    """Calls :obj:`write` on a temporary file next to :obj:`path`, then
+    renames it onto :obj:`path`: readers see the old file or the new one,
+    never a partial one."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or '.'
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f'.{os.path.basename(path)}.{os.getpid()}.tmp')
+    try:
+        write(tmp)
+        with open(tmp, 'rb') as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_state(state: Any, path: PathLike) -> None:
+    """Writes a training state (tensors, numbers, strings, lists, dicts)
+    atomically with :func:`torch.save`."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: PathLike, what: str = 'training checkpoint') -> Any:
+    """Reads a file written by :func:`save_state` without executing pickled
+    code (``weights_only=True``); a missing, truncated or foreign file raises
+    :class:`~ghnlib.errors.GhnlibError`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GhnlibError(f"no {what} at '{path}'")
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as error:
+        raise GhnlibError(f"'{path}' is not a readable {what} "
+                          f'({type(error).__name__}: {error}); delete it to '
+                          'start over') from error

@@ -28,9 +28,10 @@ setup(
     ],
     extras_require={
         'onnx': ['onnx'],
+        'pcam': ['h5py'],
         'scatter': ['torch-scatter'],
         'test': ['pytest', 'pytest-benchmark', 'onnx', 'onnxruntime',
-                 'onnxscript', 'scikit-learn', 'torchvision'],
+                 'onnxscript', 'scikit-learn', 'torchvision', 'h5py'],
     },
     entry_points={'console_scripts': ['ghnlib = ghnlib.cli:main']},
 )

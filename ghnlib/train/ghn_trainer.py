@@ -52,6 +52,12 @@ class GHNTrainingConfig:
             GHN only). (default: :obj:`2`)
         similarity_weight (float): :math:`\lambda` of eq. 4.
             (default: :obj:`1.0`)
+        similarity_warmup (float): Epochs over which :math:`\lambda` ramps
+            linearly from 0 to :obj:`similarity_weight`; 0 is the paper's
+            constant weight. A Noise GHN trained from scratch (the paper
+            starts its graph network from trained GHN-2 weights) can settle
+            on noise-driven, chance-level weights when the similarity term
+            is at full weight from the first step. (default: :obj:`0.0`)
         seed (int): Seeds the image order, the noise and the architecture
             sampling: a step's randomness depends on (seed, epoch, step)
             only, so a resumed run repeats an uninterrupted one.
@@ -78,6 +84,7 @@ class GHNTrainingConfig:
     grad_clip: float = 5.0
     noise_draws: int = 2
     similarity_weight: float = 1.0
+    similarity_warmup: float = 0.0
     seed: int = 0
     max_steps_per_epoch: Optional[int] = None
     checkpoint_every: Optional[int] = None
@@ -202,10 +209,21 @@ class GHNTrainer:
                                 generator=generator)
         return arch_ids, noise
 
+    def similarity_weight(self) -> float:
+        """:math:`\\lambda` at the current step (see
+        :obj:`GHNTrainingConfig.similarity_warmup`)."""
+        config = self.config
+        if config.similarity_warmup <= 0:
+            return config.similarity_weight
+        steps = config.similarity_warmup * self.steps_per_epoch
+        return config.similarity_weight * min(1.0, self.global_step / steps)
+
     def train_step(self, images: Tensor, labels: Tensor) -> Dict[str, float]:
         """One optimisation step on a batch (this process's shard)."""
         arch_ids, noise = self._step_randomness()
         loss_fn = self._loss_for(arch_ids)
+        getattr(loss_fn, 'module', loss_fn).similarity_weight = \
+            self.similarity_weight()
         images, labels = images.to(self.device), labels.to(self.device)
         self.ghn.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -235,6 +253,13 @@ class GHNTrainer:
         return out
 
     # -- epochs ----------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        steps = max(1, len(self.train_set) // self.config.batch_size)
+        if self.config.max_steps_per_epoch is not None:
+            steps = min(steps, self.config.max_steps_per_epoch)
+        return steps
+
     def _batches(self, epoch: int) -> List[Tensor]:
         """The image indices of every step of an epoch, for this process."""
         size = self.config.batch_size

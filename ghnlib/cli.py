@@ -5,7 +5,11 @@ r"""The ``ghnlib`` command.
     ghnlib convert MODEL [--input-shape 1,3,32,32] [--png graph.png]
                          [--save graph.pt] [--ve-cutoff 50] [--no-strict]
     ghnlib convert --onnx model.onnx [--png graph.png] [--save graph.pt]
-    ghnlib init MODEL --ghn CKPT [--noise-seed S] --out weights.safetensors
+    ghnlib init MODEL [--ghn CKPT|NAME] [--noise-seed S] --out weights.safetensors
+    ghnlib train-ghn --dataset digits --archs resnet32,resnet44,resnet56
+                     [--noise-dim 8] [--epochs 30] --out DIR [--resume]
+    ghnlib train-net --arch resnet20 --init noise-ghn:DIR/ghn.safetensors
+                     --dataset digits [--epochs N] --out DIR
 
 ``MODEL`` is a ghnlib registry name (``resnet20``), a torchvision model name
 (``resnet50``) or ``package.module:attr`` naming an ``nn.Module`` instance, a
@@ -115,8 +119,12 @@ def _init(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
     from ghnlib.nn import GraphHyperNetwork
+    from ghnlib.nn.graph_hypernetwork import list_pretrained
 
-    ghn = GraphHyperNetwork.load(args.ghn)
+    if os.path.exists(args.ghn) or args.ghn not in list_pretrained():
+        ghn = GraphHyperNetwork.load(args.ghn)
+    else:
+        ghn = GraphHyperNetwork.pretrained(args.ghn)
     model, natural_shape = resolve_model(args.model)
     shape = args.input_shape or natural_shape or (1, 3, 32, 32)
     generator = None
@@ -132,6 +140,151 @@ def _init(args: argparse.Namespace) -> int:
     os.replace(tmp, args.out)
     total = sum(p.numel() for p in model.parameters())
     print(f'{args.model}: {total:,} parameters predicted by {args.ghn}, '
+          f'written to {args.out}')
+    return 0
+
+
+def _ints(text: str) -> Tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(',') if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a list of integers; write it like 15,20") from None
+
+
+def _names(text: str) -> Tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(',') if s.strip())
+    if not names:
+        raise argparse.ArgumentTypeError('give at least one name')
+    return names
+
+
+def load_splits(dataset: str, root: Optional[str], image_size: Optional[int],
+                splits: Sequence[str] = ('train', 'val')):
+    """The :obj:`splits` of :obj:`dataset`, shaped for CIFAR networks
+    (digits: 3 channels, resized to :obj:`image_size`, 16 by default)."""
+    from ghnlib.data import get_dataset
+
+    options = {}
+    if dataset == 'digits':
+        options = dict(image_size=image_size or 16, channels=3)
+    elif image_size is not None:
+        raise GhnlibError('--image-size applies to digits only')
+    return [get_dataset(dataset, split, root=root, **options)
+            for split in splits]
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--dataset', default='digits',
+                        help='digits (bundled), cifar10 or pcam')
+    parser.add_argument('--root', metavar='DIR',
+                        help="the dataset's folder (not for digits)")
+    parser.add_argument('--image-size', type=int, metavar='S',
+                        help='side the digits are resized to (default 16)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument('--no-progress', dest='progress',
+                        action='store_false', help='no progress bar')
+
+
+def _distributed(device: str) -> str:
+    """Joins the process group when started by torchrun; returns this
+    process's device."""
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1:
+        return device
+    import torch.distributed as dist
+    if device.startswith('cuda'):
+        local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+        torch.cuda.set_device(local_rank)
+        device = f'cuda:{local_rank}'
+    if not dist.is_initialized():
+        dist.init_process_group('nccl' if device.startswith('cuda')
+                                else 'gloo')
+    return device
+
+
+def _train_ghn(args: argparse.Namespace) -> int:
+    from ghnlib.nn import GraphHyperNetwork
+    from ghnlib.train.ghn_trainer import GHNTrainer, GHNTrainingConfig
+
+    device = _distributed(args.device)
+    train_set, val_set = load_splits(args.dataset, args.root, args.image_size)
+    torch.manual_seed(args.seed)
+    ghn = GraphHyperNetwork(hidden_channels=args.hidden,
+                            max_shape=args.max_shape,
+                            num_classes=train_set.num_classes,
+                            noise_dim=args.noise_dim)
+    config = GHNTrainingConfig(
+        archs=args.archs, archs_per_step=args.archs_per_step,
+        val_arch=args.val_arch, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, milestones=args.milestones,
+        gamma=args.gamma, grad_clip=args.grad_clip,
+        similarity_weight=args.similarity_weight,
+        similarity_warmup=args.similarity_warmup, seed=args.seed,
+        max_steps_per_epoch=args.max_steps_per_epoch,
+        checkpoint_every=args.checkpoint_every)
+    trainer = GHNTrainer(ghn, train_set, val_set, config, out_dir=args.out,
+                         device=device, progress=args.progress)
+    history = trainer.fit(resume=args.resume)
+    if trainer.rank == 0 and history:
+        last = history[-1]
+        print(f"{args.val_arch} accuracy at initialisation (no training): "
+              f"{last['val_accuracy']:.4f} after {last['epoch']} epochs; "
+              f"skipped steps: {last['skipped_steps']}; GHN written to "
+              f"{os.path.join(args.out, 'ghn.safetensors')}")
+    return 0
+
+
+def _train_net(args: argparse.Namespace) -> int:
+    import json
+
+    from safetensors.torch import save_file
+
+    from ghnlib.models import get_model
+    from ghnlib.train.evaluation import evaluate
+    from ghnlib.train.initializers import initialize
+    from ghnlib.train.net_trainer import SGDRecipe, train_network
+    from ghnlib.utils.checkpoint import atomic_write
+
+    train_set, val_set, test_set = load_splits(
+        args.dataset, args.root, args.image_size, ('train', 'val', 'test'))
+    base = SGDRecipe.pcam() if args.dataset == 'pcam' else SGDRecipe.cifar10()
+    changes = {k: v for k, v in dict(
+        lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+        milestones=args.milestones, factors=args.factors,
+        milestone_unit=args.milestone_unit).items() if v is not None}
+    recipe = base.replace(**changes)
+    try:
+        model = get_model(args.arch, num_classes=train_set.num_classes)
+    except KeyError as error:
+        raise GhnlibError(str(error)) from None
+    input_shape = (1, ) + tuple(train_set[0][0].shape)
+    generator = torch.Generator().manual_seed(args.init_seed)
+    initialize(model, args.init, generator=generator, input_shape=input_shape)
+    os.makedirs(args.out, exist_ok=True)
+    history = train_network(
+        model, train_set, val_set, recipe=recipe, eval_every=args.eval_every,
+        max_steps=args.max_steps, keep_best=args.keep_best,
+        device=args.device, seed=args.seed, progress=args.progress,
+        log_path=os.path.join(args.out, 'log.jsonl'))
+    test = evaluate(model, test_set, device=args.device)
+    summary = dict(arch=args.arch, init=args.init, dataset=args.dataset,
+                   recipe=dict(vars(recipe)), test_accuracy=test.accuracy,
+                   test_loss=test.loss, **history.to_dict())
+    state = {k: v.detach().contiguous().cpu()
+             for k, v in model.state_dict().items()}
+    atomic_write(os.path.join(args.out, 'weights.safetensors'),
+                 lambda tmp: save_file(state, tmp, metadata={
+                     'arch': args.arch, 'init': args.init}))
+    atomic_write(os.path.join(args.out, 'history.json'),
+                 lambda tmp: open(tmp, 'w').write(json.dumps(summary, indent=1)))
+    print(f'{args.arch} ({args.init}): validation accuracy '
+          f'{history.val_accuracy[0]:.4f} at step 0, '
+          f'{history.val_accuracy[-1]:.4f} at step {history.steps[-1]} '
+          f'(best {history.best_val_accuracy:.4f} at step '
+          f'{history.best_step}); test accuracy {test.accuracy:.4f}; '
           f'written to {args.out}')
     return 0
 
@@ -169,14 +322,83 @@ def build_parser() -> argparse.ArgumentParser:
         'write the model state as safetensors.')
     init.add_argument('model', help='registry name, torchvision name or '
                       'package.module:attr')
-    init.add_argument('--ghn', required=True, metavar='CKPT',
-                      help='GHN checkpoint (GraphHyperNetwork.save)')
+    init.add_argument('--ghn', default='digits-noise', metavar='CKPT',
+                      help='GHN checkpoint (GraphHyperNetwork.save) or the '
+                      'name of a GHN shipped with ghnlib (digits, '
+                      'digits-noise; the default)')
     init.add_argument('--noise-seed', type=int, metavar='S',
                       help='seed of the Noise GHN draw (reproducible)')
     init.add_argument('--input-shape', type=_shape, metavar='N,C,H,W')
     init.add_argument('--out', required=True, metavar='FILE',
                       help='where to write the weights (.safetensors)')
     init.set_defaults(run=_init)
+
+    train_ghn = commands.add_parser(
+        'train-ghn', help='train a GHN or Noise GHN',
+        description='Train a graph hypernetwork on an image dataset (eq. 2) '
+        'or, with --noise-dim > 0, a Noise GHN (eq. 4). Resumable; runs '
+        'under torchrun for several processes.')
+    _add_data_arguments(train_ghn)
+    train_ghn.add_argument('--archs', type=_names,
+                           default=('resnet32', 'resnet44', 'resnet56'),
+                           help='training architectures (registry names)')
+    train_ghn.add_argument('--archs-per-step', type=int, metavar='K',
+                           help='sample K of them per step (default: all)')
+    train_ghn.add_argument('--val-arch', default='resnet20',
+                           help='held-out architecture evaluated each epoch')
+    train_ghn.add_argument('--noise-dim', type=int, default=0,
+                           help='8 for the paper\'s Noise GHN')
+    train_ghn.add_argument('--similarity-weight', type=float, default=1.0,
+                           help='lambda of the similarity loss')
+    train_ghn.add_argument('--similarity-warmup', type=float, default=0.0,
+                           metavar='EPOCHS', help='ramp lambda up linearly '
+                           'over this many epochs (default: 0, constant)')
+    train_ghn.add_argument('--hidden', type=int, default=32)
+    train_ghn.add_argument('--max-shape', type=_ints, default=(64, 64, 3, 3),
+                           metavar='O,I,KH,KW')
+    train_ghn.add_argument('--epochs', type=int, default=30)
+    train_ghn.add_argument('--batch-size', type=int, default=64)
+    train_ghn.add_argument('--lr', type=float, default=1e-3)
+    train_ghn.add_argument('--weight-decay', type=float, default=0.0)
+    train_ghn.add_argument('--milestones', type=_ints, default=(15, 20))
+    train_ghn.add_argument('--gamma', type=float, default=0.1)
+    train_ghn.add_argument('--grad-clip', type=float, default=5.0)
+    train_ghn.add_argument('--max-steps-per-epoch', type=int, metavar='N')
+    train_ghn.add_argument('--checkpoint-every', type=int, metavar='N',
+                           help='also checkpoint every N steps')
+    train_ghn.add_argument('--out', required=True, metavar='DIR')
+    train_ghn.add_argument('--resume', action='store_true',
+                           help='continue the run in --out')
+    train_ghn.set_defaults(run=_train_ghn)
+
+    train_net = commands.add_parser(
+        'train-net', help='train a network from a chosen initialisation',
+        description="Train a network with the paper's plain recipe (SGD, "
+        'momentum 0.9, weight decay 1e-4, lr 0.1 with step decay, batch 128, '
+        'no augmentation) from any initialisation, evaluating on the '
+        'validation split along the way.')
+    _add_data_arguments(train_net)
+    train_net.add_argument('--arch', default='resnet20',
+                           help='registry name of the network')
+    train_net.add_argument('--init', default='he',
+                           help='he, xavier, default, ghn:CKPT, '
+                           'noise-ghn:CKPT')
+    train_net.add_argument('--init-seed', type=int, default=0,
+                           help='seed of the initialisation')
+    train_net.add_argument('--epochs', type=int)
+    train_net.add_argument('--batch-size', type=int)
+    train_net.add_argument('--lr', type=float)
+    train_net.add_argument('--milestones', type=_ints)
+    train_net.add_argument('--factors', type=lambda t: tuple(
+        float(s) for s in t.split(',')), metavar='F1,F2')
+    train_net.add_argument('--milestone-unit', choices=('epoch', 'step'))
+    train_net.add_argument('--eval-every', type=int, metavar='STEPS',
+                           help='default: once per epoch')
+    train_net.add_argument('--max-steps', type=int)
+    train_net.add_argument('--keep-best', action='store_true',
+                           help='end with the best-validation weights')
+    train_net.add_argument('--out', required=True, metavar='DIR')
+    train_net.set_defaults(run=_train_net)
     return parser
 
 

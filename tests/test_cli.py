@@ -112,3 +112,56 @@ def test_init_writes_reproducible_weights(tmp_path, capsys):
     assert main(['init', 'resnet20', '--ghn', str(tmp_path / 'bad.safetensors'),
                  '--out', str(tmp_path / 'x.safetensors')]) == 2
     assert 'not a readable GraphHyperNetwork' in capsys.readouterr().err
+
+
+def test_train_ghn_runs_and_resumes(tmp_path, capsys):
+    out = tmp_path / 'run'
+    args = ['train-ghn', '--dataset', 'digits', '--image-size', '8',
+            '--archs', 'resnet20', '--hidden', '8', '--max-shape', '16,16,3,3',
+            '--noise-dim', '4', '--batch-size', '16',
+            '--max-steps-per-epoch', '2', '--no-progress', '--out', str(out)]
+    assert main(args + ['--epochs', '1']) == 0
+    assert 'resnet20 accuracy at initialisation' in capsys.readouterr().out
+    assert main(args + ['--epochs', '1']) == 2  # never overwrites a run
+    assert '--resume' in capsys.readouterr().err
+    assert main(args + ['--epochs', '2', '--resume']) == 0
+    lines = (out / 'log.csv').read_text().splitlines()
+    assert lines[0].startswith('epoch,step,lr,train_loss')
+    assert [line.split(',')[:2] for line in lines[1:]] == [['1', '2'],
+                                                          ['2', '4']]
+    assert main(args + ['--epochs', '3', '--resume', '--lr', '0.1']) == 2
+    assert 'different run' in capsys.readouterr().err
+    from ghnlib import GraphHyperNetwork
+    ghn = GraphHyperNetwork.load(out / 'ghn.safetensors')
+    assert ghn.noise_dim == 4 and ghn.config['max_shape'] == [16, 16, 3, 3]
+
+
+def test_train_net_from_a_ghn_checkpoint(tmp_path, capsys):
+    import json
+
+    from safetensors.torch import load_file
+
+    from ghnlib import GraphHyperNetwork
+    from ghnlib.models import get_model
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'ghn.safetensors'
+    GraphHyperNetwork(hidden_channels=8, decoder_channels=16, rank=2,
+                      noise_dim=4).save(ckpt)
+    out = tmp_path / 'net'
+    assert main(['train-net', '--arch', 'resnet20', '--init',
+                 f'noise-ghn:{ckpt}', '--dataset', 'digits', '--image-size',
+                 '8', '--epochs', '1', '--batch-size', '64', '--eval-every',
+                 '4', '--no-progress', '--out', str(out)]) == 0
+    assert 'test accuracy' in capsys.readouterr().out
+    history = json.loads((out / 'history.json').read_text())
+    assert history['steps'] == [0, 4, 8, 12, 16, 17]  # 1,078 images / 64
+    assert history['recipe']['momentum'] == 0.9
+    assert 0 <= history['test_accuracy'] <= 1
+    model = get_model('resnet20')
+    model.load_state_dict(load_file(str(out / 'weights.safetensors')))
+    lines = (out / 'log.jsonl').read_text().splitlines()
+    assert len(lines) == len(history['steps'])
+    assert main(['train-net', '--init', 'vae', '--epochs', '1', '--out',
+                 str(tmp_path / 'x')]) == 2
+    assert "unknown" in capsys.readouterr().err.lower()

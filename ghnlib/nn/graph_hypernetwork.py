@@ -16,7 +16,21 @@ from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule
 from ghnlib.nn.node_encoder import NodeEncoder
 from ghnlib.ops import tile_normalize
 
-__all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters']
+__all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters',
+           'list_pretrained']
+
+#: Checkpoints shipped inside the package (``ghnlib/pretrained/``); how each
+#: was made is recorded in ``ghnlib/pretrained/README.md``.
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'pretrained')
+
+
+def list_pretrained() -> List[str]:
+    """Names :meth:`GraphHyperNetwork.pretrained` accepts."""
+    if not os.path.isdir(PRETRAINED_DIR):
+        return []
+    return sorted(f[:-len('.safetensors')] for f in os.listdir(PRETRAINED_DIR)
+                  if f.endswith('.safetensors'))
 
 _FORMAT = 'ghnlib.GraphHyperNetwork'
 _FORMAT_VERSION = 1
@@ -483,6 +497,20 @@ class GraphHyperNetwork(nn.Module):
                 raise GhnlibError(f"'{path}': '{key}' holds NaN or inf")
         ghn.load_state_dict(state)
         return ghn.to(map_location)
+
+    @classmethod
+    def pretrained(cls, name: str = 'digits-noise',
+                   map_location: Union[str, torch.device] = 'cpu'
+                   ) -> 'GraphHyperNetwork':
+        """A GHN shipped with ghnlib: :obj:`'digits'` (deterministic) or
+        :obj:`'digits-noise'` (Noise GHN), trained on scikit-learn's digits
+        with ResNet-32/44/56 (see :func:`list_pretrained`)."""
+        known = list_pretrained()
+        if name not in known:
+            raise GhnlibError(f'no pretrained GHN named {name!r}; known: '
+                              f'{known}')
+        return cls.load(os.path.join(PRETRAINED_DIR, f'{name}.safetensors'),
+                        map_location)
 
     def __repr__(self) -> str:
         c = self.config

@@ -16,6 +16,8 @@ setup(
     license='MIT',
     python_requires='>=3.10',
     packages=find_packages(include=['ghnlib', 'ghnlib.*']),
+    package_data={'ghnlib': ['pretrained/*.safetensors',
+                             'pretrained/README.md']},
     install_requires=[
         'torch>=2.4',
         'torch-geometric>=2.5',

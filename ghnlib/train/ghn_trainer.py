@@ -32,8 +32,9 @@ class GHNTrainingConfig:
     CIFAR-10 (supplementary, "Training the global approach").
 
     Args:
-        archs (Sequence[str]): Registry names of the training
-            architectures. (default: ResNet-32, -44, -56)
+        archs (Sequence[str or nn.Module]): The training architectures:
+            registry names or modules (whose parameter values do not
+            matter). (default: ResNet-32, -44, -56)
         archs_per_step (int, optional): Architectures sampled per step;
             :obj:`None` uses all of them in every step (the paper).
             (default: :obj:`None`)
@@ -92,8 +93,12 @@ class GHNTrainingConfig:
     calibration_batches: int = 4
 
     def to_dict(self) -> Dict[str, Any]:
+        """The config as JSON values (modules by their class name)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out['archs'] = [a if isinstance(a, str) else type(a).__name__
+                        for a in self.archs]
         return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+                for k, v in out.items()}
 
 
 def _seeded(*keys: int) -> torch.Generator:
@@ -173,7 +178,9 @@ class GHNTrainer:
         self.history: List[Dict[str, Any]] = []
         self._running = self._new_running()
 
-    def _build(self, name: str) -> nn.Module:
+    def _build(self, name: Union[str, nn.Module]) -> nn.Module:
+        if isinstance(name, nn.Module):
+            return name.to(self.device).train()
         try:
             model = get_model(name)
         except KeyError as error:

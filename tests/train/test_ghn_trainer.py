@@ -219,3 +219,15 @@ def test_distributed_ranks_agree_after_a_step(digits, tmp_path):
         assert torch.equal(value, rank1[key]), key
         changed += not torch.equal(value, initial[key])
     assert changed > len(rank0) // 2
+
+
+def test_architectures_may_be_modules(digits):
+    from ghnlib.models import get_model
+    train, val = digits
+    module = get_model('resnet20')
+    trainer = GHNTrainer(small_ghn(), train, val,
+                         config(archs=(module, 'resnet32')), progress=False)
+    assert trainer.models[0] is module
+    assert trainer.config.to_dict()['archs'] == ['CifarResNet', 'resnet32']
+    stats = trainer.train_step(*trainer._fetch(trainer._batches(0)[0]))
+    assert stats['loss'] > 0 and not stats['skipped']

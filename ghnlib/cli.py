@@ -10,6 +10,9 @@ r"""The ``ghnlib`` command.
                      [--noise-dim 8] [--epochs 30] --out DIR [--resume]
     ghnlib train-net --arch resnet20 --init noise-ghn:DIR/ghn.safetensors
                      --dataset digits [--epochs N] --out DIR
+    ghnlib zoo --arch resnet20 --dataset digits --n 100 [--first-seed 0]
+               [--epochs N] --out ZOO
+    ghnlib train-local ZOO --arch resnet20 --kind vae|vqvae --out DIR
 
 ``MODEL`` is a ghnlib registry name (``resnet20``), a torchvision model name
 (``resnet50``) or ``package.module:attr`` naming an ``nn.Module`` instance, a
@@ -245,17 +248,12 @@ def _train_net(args: argparse.Namespace) -> int:
     from ghnlib.models import get_model
     from ghnlib.train.evaluation import evaluate
     from ghnlib.train.initializers import initialize
-    from ghnlib.train.net_trainer import SGDRecipe, train_network
+    from ghnlib.train.net_trainer import train_network
     from ghnlib.utils.checkpoint import atomic_write
 
     train_set, val_set, test_set = load_splits(
         args.dataset, args.root, args.image_size, ('train', 'val', 'test'))
-    base = SGDRecipe.pcam() if args.dataset == 'pcam' else SGDRecipe.cifar10()
-    changes = {k: v for k, v in dict(
-        lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-        milestones=args.milestones, factors=args.factors,
-        milestone_unit=args.milestone_unit).items() if v is not None}
-    recipe = base.replace(**changes)
+    recipe = _recipe(args)
     try:
         model = get_model(args.arch, num_classes=train_set.num_classes)
     except KeyError as error:
@@ -286,6 +284,63 @@ def _train_net(args: argparse.Namespace) -> int:
           f'(best {history.best_val_accuracy:.4f} at step '
           f'{history.best_step}); test accuracy {test.accuracy:.4f}; '
           f'written to {args.out}')
+    return 0
+
+
+def _recipe(args: argparse.Namespace):
+    from ghnlib.train.net_trainer import SGDRecipe
+
+    base = SGDRecipe.pcam() if args.dataset == 'pcam' else SGDRecipe.cifar10()
+    changes = {k: v for k, v in dict(
+        lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+        milestones=args.milestones, factors=args.factors,
+        milestone_unit=args.milestone_unit).items() if v is not None}
+    return base.replace(**changes)
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--epochs', type=int)
+    parser.add_argument('--batch-size', type=int)
+    parser.add_argument('--lr', type=float)
+    parser.add_argument('--milestones', type=_ints)
+    parser.add_argument('--factors', type=lambda t: tuple(
+        float(s) for s in t.split(',')), metavar='F1,F2')
+    parser.add_argument('--milestone-unit', choices=('epoch', 'step'))
+    parser.add_argument('--eval-every', type=int, metavar='STEPS',
+                        help='default: once per epoch')
+    parser.add_argument('--max-steps', type=int)
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from ghnlib.train.zoo import build_zoo
+
+    train_set, val_set = load_splits(args.dataset, args.root, args.image_size)
+    seeds = range(args.first_seed, args.first_seed + args.n)
+    members = build_zoo(args.arch, train_set, val_set, args.out, seeds=seeds,
+                        recipe=_recipe(args), init=args.init,
+                        eval_every=args.eval_every, max_steps=args.max_steps,
+                        dataset=args.dataset, device=args.device,
+                        progress=args.progress)
+    accuracy = torch.tensor([m.val_accuracy for m in members])
+    print(f'{len(members)} {args.arch} in {args.out}: best validation '
+          f'accuracy {accuracy.mean():.4f} ± {accuracy.std():.4f} '
+          f'(min {accuracy.min():.4f}, max {accuracy.max():.4f})')
+    return 0
+
+
+def _train_local(args: argparse.Namespace) -> int:
+    from ghnlib.local.initializer import LocalInitializer
+
+    shape = (1, 3, args.image_size or 16, args.image_size or 16)
+    local = LocalInitializer.fit(
+        args.zoo, args.arch, args.kind, prune_fraction=args.prune_fraction,
+        epochs=args.epochs, max_slices=args.max_slices,
+        prior=not args.no_prior, input_shape=shape, seed=args.seed,
+        progress=args.progress)
+    local.save(args.out)
+    print(f'{local}: {len(local.layers)} layer models written to {args.out}'
+          + (f'; without a model: {sorted(local.skipped)}'
+             if local.skipped else ''))
     return 0
 
 
@@ -385,20 +440,47 @@ def build_parser() -> argparse.ArgumentParser:
                            'noise-ghn:CKPT')
     train_net.add_argument('--init-seed', type=int, default=0,
                            help='seed of the initialisation')
-    train_net.add_argument('--epochs', type=int)
-    train_net.add_argument('--batch-size', type=int)
-    train_net.add_argument('--lr', type=float)
-    train_net.add_argument('--milestones', type=_ints)
-    train_net.add_argument('--factors', type=lambda t: tuple(
-        float(s) for s in t.split(',')), metavar='F1,F2')
-    train_net.add_argument('--milestone-unit', choices=('epoch', 'step'))
-    train_net.add_argument('--eval-every', type=int, metavar='STEPS',
-                           help='default: once per epoch')
-    train_net.add_argument('--max-steps', type=int)
+    _add_recipe_arguments(train_net)
     train_net.add_argument('--keep-best', action='store_true',
                            help='end with the best-validation weights')
     train_net.add_argument('--out', required=True, metavar='DIR')
     train_net.set_defaults(run=_train_net)
+
+    zoo = commands.add_parser(
+        'zoo', help='train a model zoo: one network per seed',
+        description='Train N copies of an architecture with different seeds '
+        "with the plain recipe, keeping each run's best-validation weights. "
+        'Resumable: members already in --out are not trained again.')
+    _add_data_arguments(zoo)
+    zoo.add_argument('--arch', default='resnet20')
+    zoo.add_argument('--n', type=int, default=100, help='members')
+    zoo.add_argument('--first-seed', type=int, default=0,
+                     help='members use seeds first-seed … first-seed+n-1')
+    zoo.add_argument('--init', default='he')
+    _add_recipe_arguments(zoo)
+    zoo.add_argument('--out', required=True, metavar='ZOO')
+    zoo.set_defaults(run=_zoo)
+
+    local = commands.add_parser(
+        'train-local', help='fit per-layer kernel VAEs / VQ-VAEs on a zoo',
+        description='Build the weight datasets (k×k kernel slices of every '
+        'conv layer, lowest 5%% by l2 dropped) of a zoo and fit one VAE or '
+        'VQ-VAE (with its autoregressive code prior) per layer.')
+    local.add_argument('zoo', metavar='ZOO')
+    local.add_argument('--arch', default='resnet20')
+    local.add_argument('--kind', choices=('vae', 'vqvae'), default='vae')
+    local.add_argument('--epochs', type=int, help="default: the recipe's")
+    local.add_argument('--prune-fraction', type=float, default=0.05)
+    local.add_argument('--max-slices', type=int, metavar='N',
+                       help='train each layer model on at most N slices')
+    local.add_argument('--no-prior', action='store_true',
+                       help='vqvae: sample codes uniformly (no VQVAE* prior)')
+    local.add_argument('--image-size', type=int, metavar='S',
+                       help='input size for finding the conv layers')
+    local.add_argument('--seed', type=int, default=0)
+    local.add_argument('--no-progress', dest='progress', action='store_false')
+    local.add_argument('--out', required=True, metavar='DIR')
+    local.set_defaults(run=_train_local)
     return parser
 
 

@@ -162,6 +162,9 @@ def test_train_net_from_a_ghn_checkpoint(tmp_path, capsys):
     model.load_state_dict(load_file(str(out / 'weights.safetensors')))
     lines = (out / 'log.jsonl').read_text().splitlines()
     assert len(lines) == len(history['steps'])
+    assert main(['train-net', '--init', 'vea:dir', '--epochs', '1', '--out',
+                 str(tmp_path / 'x')]) == 2
+    assert "Did you mean 'vae'?" in capsys.readouterr().err
     assert main(['train-net', '--init', 'vae', '--epochs', '1', '--out',
                  str(tmp_path / 'x')]) == 2
-    assert "unknown" in capsys.readouterr().err.lower()
+    assert "use 'vae:DIR'" in capsys.readouterr().err

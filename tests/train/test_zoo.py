@@ -1,0 +1,70 @@
+import json
+
+import pytest
+import torch
+
+from ghnlib.data import load_digits
+from ghnlib.errors import GhnlibError
+from ghnlib.train import SGDRecipe, evaluate
+from ghnlib.train import zoo as zoo_module
+from ghnlib.train.zoo import build_zoo, load_zoo
+
+RECIPE = SGDRecipe(lr=0.05, batch_size=64, epochs=1, milestones=(),
+                   factors=())
+
+
+@pytest.fixture(scope='module')
+def digits():
+    return (load_digits(image_size=8, channels=3, split='train'),
+            load_digits(image_size=8, channels=3, split='val'))
+
+
+def test_zoo_keeps_best_weights_and_resumes(digits, tmp_path, monkeypatch):
+    train, val = digits
+    calls = []
+    real = zoo_module.train_network
+
+    def counting(model, *args, seed, **kwargs):
+        calls.append(seed)
+        if seed == 2 and len(calls) == 2:
+            raise KeyboardInterrupt  # the run stops during the second member
+        return real(model, *args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(zoo_module, 'train_network', counting)
+    with pytest.raises(KeyboardInterrupt):
+        build_zoo('resnet20', train, val, tmp_path, seeds=[1, 2, 3],
+                  recipe=RECIPE, max_steps=6, eval_every=3, dataset='digits',
+                  progress=False)
+    assert [m.seed for m in load_zoo(tmp_path)] == [1]
+    members = build_zoo('resnet20', train, val, tmp_path, seeds=[1, 2, 3],
+                        recipe=RECIPE, max_steps=6, eval_every=3,
+                        dataset='digits', progress=False)
+    assert calls == [1, 2, 2, 3]  # member 1 was not trained again
+    assert [m.seed for m in members] == [1, 2, 3]
+    for member in members:
+        assert member.arch == 'resnet20' and member.dataset == 'digits'
+        # The stored weights are the best-validation ones: evaluating them
+        # gives the recorded accuracy.
+        model = member.model()
+        assert evaluate(model, val).accuracy == pytest.approx(
+            member.val_accuracy)
+    a, b = (m.state_dict()['conv1.weight'] for m in members[:2])
+    assert not torch.equal(a, b)
+    index = json.loads((tmp_path / 'zoo.json').read_text())
+    assert [entry['seed'] for entry in index] == [1, 2, 3]
+
+
+def test_zoo_refuses_foreign_or_corrupt_members(digits, tmp_path):
+    train, val = digits
+    build_zoo('resnet20', train, val, tmp_path, seeds=[0], recipe=RECIPE,
+              max_steps=2, progress=False)
+    with pytest.raises(GhnlibError, match='resnet20'):
+        load_zoo(tmp_path, arch='resnet32')
+    with pytest.raises(GhnlibError, match='another folder'):
+        build_zoo('resnet32', train, val, tmp_path, seeds=[0], recipe=RECIPE,
+                  max_steps=2, progress=False)
+    (tmp_path / 'member_00007.safetensors').write_bytes(b'\x00' * 10)
+    with pytest.raises(GhnlibError, match='member_00007'):
+        load_zoo(tmp_path)
+    with pytest.raises(GhnlibError, match='no model zoo'):
+        load_zoo(tmp_path / 'missing')

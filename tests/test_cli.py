@@ -168,3 +168,23 @@ def test_train_net_from_a_ghn_checkpoint(tmp_path, capsys):
     assert main(['train-net', '--init', 'vae', '--epochs', '1', '--out',
                  str(tmp_path / 'x')]) == 2
     assert "use 'vae:DIR'" in capsys.readouterr().err
+
+
+def test_zoo_then_train_local_then_train_net(tmp_path, capsys):
+    zoo = tmp_path / 'zoo'
+    common = ['--dataset', 'digits', '--image-size', '8', '--no-progress']
+    assert main(['zoo', '--arch', 'resnet20', '--n', '2', '--epochs', '1',
+                 '--max-steps', '3', '--out', str(zoo)] + common) == 0
+    assert '2 resnet20 in' in capsys.readouterr().out
+    assert sorted(p.name for p in zoo.iterdir()) == [
+        'member_00000.safetensors', 'member_00001.safetensors', 'zoo.json']
+    local = tmp_path / 'vae'
+    assert main(['train-local', str(zoo), '--arch', 'resnet20', '--kind',
+                 'vae', '--epochs', '1', '--max-slices', '200',
+                 '--image-size', '8', '--no-progress', '--out',
+                 str(local)]) == 0
+    assert '19 layer models written' in capsys.readouterr().out
+    assert main(['train-net', '--init', f'vae:{local}', '--epochs', '1',
+                 '--max-steps', '2', '--out', str(tmp_path / 'net')]
+                + common) == 0
+    assert f'resnet20 (vae:{local})' in capsys.readouterr().out

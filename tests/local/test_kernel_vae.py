@@ -1,0 +1,204 @@
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Normal, kl_divergence
+
+from ghnlib.local.fit import PAPER_VAE_RECIPE, VAE_RECIPE, fit_kernel_model
+from ghnlib.local.kernel_vae import KernelVAE
+
+# The negative log-likelihood of standardised 3x3 slices under N(0, I).
+UNIT_GAUSSIAN_NLL = 9 * 0.5 * (1 + math.log(2 * math.pi))
+
+
+def standardise(x):
+    return (x - x.mean()) / x.std()
+
+
+@pytest.fixture(scope='module')
+def digit_slices():
+    """Standardised 3x3 slices of the second convolution of a small CNN
+    trained for 100 SGD steps on the scikit-learn digits."""
+    datasets = pytest.importorskip('sklearn.datasets')
+    digits = datasets.load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)
+    images = standardise(images).unsqueeze(1).repeat(1, 3, 1, 1)
+    labels = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(32, 10))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        index = torch.randint(len(images), (64,), generator=generator)
+        loss = F.cross_entropy(net(images[index]), labels[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    accuracy = (net(images).argmax(1) == labels).float().mean()
+    assert accuracy > 0.3  # the weights did learn something
+    return standardise(net[2].weight.detach().reshape(-1, 3, 3))
+
+
+def oriented_weight(out_channels=32, in_channels=16, seed=0):
+    """A conv weight whose every (out, in) kernel is a horizontal gradient of
+    random sign and slope plus a bright top-right corner, written through
+    explicit (row, column) indices."""
+    generator = torch.Generator().manual_seed(seed)
+    slope = torch.randn(out_channels, in_channels, generator=generator)
+    weight = 0.1 * torch.randn(out_channels, in_channels, 3, 3,
+                               generator=generator)
+    for row in range(3):
+        for col in range(3):
+            weight[:, :, row, col] += slope * (col - 1)
+    weight[:, :, 0, 2] += 2.0
+    return standardise(weight)
+
+
+def horizontal_to_vertical(slices):
+    """How much more slices change along rows than down columns (> 1 for a
+    horizontal gradient, < 1 for its transpose)."""
+    horizontal = (slices[:, :, 2] - slices[:, :, 0]).pow(2).mean()
+    vertical = (slices[:, 2, :] - slices[:, 0, :]).pow(2).mean()
+    return float(horizontal / vertical)
+
+
+@pytest.mark.parametrize('kernel_size', [1, 3, 5])
+def test_kernel_vae_shapes(kernel_size):
+    model = KernelVAE(kernel_size=kernel_size, hidden_channels=8,
+                      latent_channels=2)
+    x = torch.randn(7, kernel_size, kernel_size)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (7, 2)
+    assert model.decode(mu).shape == (7, kernel_size, kernel_size)
+    assert model(x).shape == (7, kernel_size, kernel_size)
+    assert model.sample(4).shape == (4, kernel_size, kernel_size)
+    loss, stats = model.loss(x)
+    assert loss.dim() == 0 and set(stats) == {'reconstruction', 'kl'}
+    assert not stats['kl'].requires_grad
+    assert str(model) == (f'KernelVAE(kernel_size={kernel_size}, '
+                          f'hidden_channels=8, latent_channels=2)')
+
+
+def test_kernel_vae_rejects_bad_input():
+    model = KernelVAE()
+    with pytest.raises(ValueError, match=r'\[B, 3, 3\].*kernel_size=5'):
+        model.encode(torch.randn(4, 5, 5))
+    with pytest.raises(ValueError, match='floating-point'):
+        model.loss(torch.zeros(4, 3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r'reshape\(-1, 3, 3\)'):
+        model(torch.randn(4, 1, 3, 3))
+    with pytest.raises(ValueError, match=r'\[B, 5\]'):
+        model.decode(torch.randn(4, 3))
+    with pytest.raises(ValueError, match='positive integer'):
+        model.sample(0)
+    with pytest.raises(ValueError, match='latent_channels'):
+        KernelVAE(latent_channels=0)
+
+
+def test_kernel_vae_loss_is_the_negative_elbo():
+    torch.manual_seed(0)
+    model = KernelVAE()
+    with torch.no_grad():
+        model.decoder_logvar.copy_(0.3 * torch.randn(3, 3))
+    x = torch.randn(16, 3, 3)
+
+    torch.manual_seed(1)
+    loss, stats = model.loss(x)
+
+    mu, logvar = model.encode(x)
+    torch.manual_seed(1)
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    likelihood = Normal(model.decode(z), (0.5 * model.decoder_logvar).exp())
+    reconstruction = -likelihood.log_prob(x).sum((1, 2))
+    kl = kl_divergence(Normal(mu, (0.5 * logvar).exp()),
+                       Normal(torch.zeros_like(mu), torch.ones_like(mu)))
+    kl = kl.sum(1)
+    assert torch.allclose(loss, (reconstruction + kl).mean(), atol=1e-5)
+    assert torch.allclose(stats['reconstruction'], reconstruction.mean(),
+                          atol=1e-5)
+    assert torch.allclose(stats['kl'], kl.mean(), atol=1e-5)
+
+
+def test_kernel_vae_learns_digit_slices(digit_slices):
+    torch.manual_seed(0)
+    model = KernelVAE()
+    history = fit_kernel_model(model, digit_slices, epochs=40, **VAE_RECIPE)
+    assert history['loss'][0] - history['loss'][-1] > 1.5
+    # below the best model that ignores correlations between pixels
+    assert history['loss'][-1] < UNIT_GAUSSIAN_NLL - 1.0
+    assert history['kl'][-1] > 0.5  # the latent code is in use
+
+    model.eval()
+    with torch.no_grad():
+        error = (model(digit_slices) - digit_slices).pow(2).mean()
+    mean_error = (digit_slices - digit_slices.mean(0)).pow(2).mean()
+    assert error < 0.5 * mean_error
+
+
+def test_paper_vae_recipe_collapses_to_the_mean(digit_slices):
+    # Documents why VAE_RECIPE drops the paper's weight decay of 1.
+    stds = {}
+    for name, recipe in (('paper', PAPER_VAE_RECIPE), ('default', VAE_RECIPE)):
+        torch.manual_seed(0)
+        model = KernelVAE()
+        fit_kernel_model(model, digit_slices, epochs=10, **recipe)
+        samples = model.sample(500, generator=torch.Generator().manual_seed(0))
+        stds[name] = float(samples.std(0).mean())
+    assert stds['paper'] < 0.05
+    assert stds['default'] > 0.3
+
+
+def test_kernel_vae_keeps_the_weight_layout():
+    weight = oriented_weight()
+    slices = weight.view(-1, 3, 3)
+    assert horizontal_to_vertical(slices) > 3  # the data, for reference
+    torch.manual_seed(0)
+    model = KernelVAE()
+    fit_kernel_model(model, slices, epochs=40, **VAE_RECIPE)
+    model.eval()
+    with torch.no_grad():
+        reconstruction = model(slices).view_as(weight)
+    # every (out, in, row, col) entry comes back where it was
+    error = (reconstruction - weight).pow(2).mean()
+    transposed_error = (reconstruction - weight.transpose(2, 3)).pow(2).mean()
+    assert error < 0.2 * transposed_error
+    assert error < 0.1
+
+    samples = model.sample(2000, generator=torch.Generator().manual_seed(0))
+    assert horizontal_to_vertical(samples) > 2
+    # the bright corner is the top-right one, at (row 0, column 2)
+    assert samples.mean(0).argmax() == 2
+    corner = samples[:, 0, 2].mean()
+    assert torch.allclose(corner, weight[:, :, 0, 2].mean(), atol=0.3)
+
+
+def test_kernel_vae_sampling_is_seeded_and_survives_a_reload(digit_slices):
+    torch.manual_seed(0)
+    model = KernelVAE()
+    fit_kernel_model(model, digit_slices, epochs=5, **VAE_RECIPE)
+    model.eval()
+
+    def draw(m, seed, **kwargs):
+        return m.sample(64, generator=torch.Generator().manual_seed(seed),
+                        **kwargs)
+
+    first = draw(model, 0)
+    assert torch.isfinite(first).all()
+    assert torch.equal(first, draw(model, 0))
+    assert not torch.allclose(first, draw(model, 1))
+    noisy = draw(model, 0, likelihood_noise=True)
+    assert torch.allclose((noisy - first).std(), torch.tensor(1.0), atol=0.3)
+
+    config = json.loads(json.dumps(model.config))
+    assert config == {'kernel_size': 3, 'hidden_channels': 32,
+                      'latent_channels': 5}
+    rebuilt = KernelVAE(**config)
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    assert torch.equal(draw(rebuilt, 0), first)

@@ -13,6 +13,8 @@ r"""The ``ghnlib`` command.
     ghnlib zoo --arch resnet20 --dataset digits --n 100 [--first-seed 0]
                [--epochs N] --out ZOO
     ghnlib train-local ZOO --arch resnet20 --kind vae|vqvae --out DIR
+    ghnlib experiment --dataset digits --inits he,xavier,vae,vqvae,ghn,noise-ghn
+                      [--members 25] [--quick] --out DIR
 
 ``MODEL`` is a ghnlib registry name (``resnet20``), a torchvision model name
 (``resnet50``) or ``package.module:attr`` naming an ``nn.Module`` instance, a
@@ -164,17 +166,8 @@ def _names(text: str) -> Tuple[str, ...]:
 
 def load_splits(dataset: str, root: Optional[str], image_size: Optional[int],
                 splits: Sequence[str] = ('train', 'val')):
-    """The :obj:`splits` of :obj:`dataset`, shaped for CIFAR networks
-    (digits: 3 channels, resized to :obj:`image_size`, 16 by default)."""
-    from ghnlib.data import get_dataset
-
-    options = {}
-    if dataset == 'digits':
-        options = dict(image_size=image_size or 16, channels=3)
-    elif image_size is not None:
-        raise GhnlibError('--image-size applies to digits only')
-    return [get_dataset(dataset, split, root=root, **options)
-            for split in splits]
+    from ghnlib.data import get_splits
+    return get_splits(dataset, splits, root=root, image_size=image_size)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -344,6 +337,30 @@ def _train_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment(args: argparse.Namespace) -> int:
+    from ghnlib.experiments import ExperimentConfig, run_experiment
+
+    options = {k: v for k, v in dict(
+        dataset=args.dataset, root=args.root, arch=args.arch,
+        inits=args.inits, members=args.members, epochs=args.epochs,
+        eval_every=args.eval_every, milestones=args.milestones,
+        thresholds=args.thresholds, ensembles=args.ensembles,
+        ensemble_size=args.ensemble_size, severities=args.severities,
+        cifar10c_root=args.cifar10c, ghn=args.ghn, noise_ghn=args.noise_ghn,
+        ghn_epochs=args.ghn_epochs, vae=args.vae, vqvae=args.vqvae,
+        zoo=args.zoo, zoo_members=args.zoo_members, seed=args.seed
+    ).items() if v is not None}
+    if args.image_size is not None:
+        options['image_size'] = args.image_size
+    config = (ExperimentConfig.quick(**options) if args.quick
+              else ExperimentConfig(**options))
+    results = run_experiment(config, args.out, device=args.device,
+                             progress=args.progress)
+    print(f"done in {results['seconds'] / 60:.1f} min: "
+          f"{os.path.join(args.out, 'report.md')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='ghnlib',
@@ -481,6 +498,43 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument('--no-progress', dest='progress', action='store_false')
     local.add_argument('--out', required=True, metavar='DIR')
     local.set_defaults(run=_train_local)
+
+    experiment = commands.add_parser(
+        'experiment', help="the paper's experiments, with a report",
+        description='Train the initialisers (or take given ones), train '
+        'MEMBERS networks per initialisation with the plain recipe, and '
+        'write report.md, results.json and figures: steps to thresholds, '
+        'accuracy quartiles, ensembles under corruption, diversity. '
+        'Resumable.')
+    _add_data_arguments(experiment)
+    experiment.add_argument('--quick', action='store_true',
+                            help='small sizes: about ten minutes on 2 cores')
+    experiment.add_argument('--arch')
+    experiment.add_argument('--inits', type=_names,
+                            help='from he,xavier,default,vae,vqvae,ghn,'
+                            'noise-ghn')
+    experiment.add_argument('--members', type=int)
+    experiment.add_argument('--epochs', type=int)
+    experiment.add_argument('--eval-every', type=int, metavar='STEPS')
+    experiment.add_argument('--milestones', type=_ints)
+    experiment.add_argument('--thresholds', type=lambda t: tuple(
+        float(s) for s in t.split(',')), metavar='A1,A2')
+    experiment.add_argument('--ensembles', type=int, metavar='E')
+    experiment.add_argument('--ensemble-size', type=int, metavar='M')
+    experiment.add_argument('--severities', type=_ints)
+    experiment.add_argument('--cifar10c', metavar='DIR',
+                            help='CIFAR-10-C folder (else corruptions are '
+                            'applied to the test set)')
+    for name in ('ghn', 'noise-ghn'):
+        experiment.add_argument(f'--{name}', metavar='CKPT',
+                                help='checkpoint or shipped name')
+    experiment.add_argument('--ghn-epochs', type=int)
+    experiment.add_argument('--vae', metavar='DIR')
+    experiment.add_argument('--vqvae', metavar='DIR')
+    experiment.add_argument('--zoo', metavar='DIR')
+    experiment.add_argument('--zoo-members', type=int)
+    experiment.add_argument('--out', required=True, metavar='DIR')
+    experiment.set_defaults(run=_experiment)
     return parser
 
 

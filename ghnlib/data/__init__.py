@@ -6,7 +6,7 @@ from ghnlib.data.digits import load_digits
 from ghnlib.data.cifar10 import load_cifar10
 from ghnlib.data.cifar10c import load_cifar10c, list_cifar10c_corruptions
 from ghnlib.data.pcam import PCamDataset, load_pcam
-from ghnlib.data.registry import get_dataset, list_datasets
+from ghnlib.data.registry import get_dataset, get_splits, list_datasets
 
 __all__ = [
     'ImageDataset',
@@ -18,5 +18,6 @@ __all__ = [
     'PCamDataset',
     'load_pcam',
     'get_dataset',
+    'get_splits',
     'list_datasets',
 ]

@@ -1,7 +1,7 @@
 r"""Datasets by name: :func:`list_datasets` and :func:`get_dataset`."""
 import inspect
 import os
-from typing import Callable, Dict, List, NamedTuple, Optional, Union
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
 
 from torch.utils.data import Dataset
 
@@ -12,7 +12,7 @@ from ghnlib.data.digits import load_digits
 from ghnlib.data.pcam import load_pcam
 from ghnlib.errors import GhnlibError
 
-__all__ = ['list_datasets', 'get_dataset']
+__all__ = ['list_datasets', 'get_dataset', 'get_splits']
 
 
 class _Entry(NamedTuple):
@@ -85,3 +85,26 @@ def get_dataset(name: str, split: Optional[str] = 'train', *,
     if name == 'cifar10c':
         return entry.loader(root, **kwargs)
     return entry.loader(root, split=split, **kwargs)
+
+
+def get_splits(name: str, splits: Sequence[str] = ('train', 'val'), *,
+               root: Union[str, os.PathLike, None] = None,
+               image_size: Optional[int] = None) -> List[Dataset]:
+    r"""The :obj:`splits` of a dataset, shaped for CIFAR-sized networks:
+    digits get 3 channels and are resized to :obj:`image_size` (16 by
+    default); other datasets come as stored.
+
+    Args:
+        name (str): One of :func:`list_datasets` but :obj:`'cifar10c'`.
+        splits (Sequence[str], optional): (default: :obj:`('train', 'val')`)
+        root (str, optional): The dataset's folder (not for digits).
+            (default: :obj:`None`)
+        image_size (int, optional): Side of the digits images.
+            (default: :obj:`None`, 16)
+    """
+    options = {}
+    if name == 'digits':
+        options = dict(image_size=image_size or 16, channels=3)
+    elif image_size is not None:
+        raise GhnlibError(f'image_size applies to digits only, not {name!r}')
+    return [get_dataset(name, split, root=root, **options) for split in splits]

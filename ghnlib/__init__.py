@@ -1,6 +1,6 @@
 """ghnlib: initialise neural networks with generative models."""
 from ghnlib.errors import GhnlibError, GraphConversionError
-from ghnlib import graph, models, nn, ops
+from ghnlib import data, graph, local, metrics, models, nn, ops, train
 from ghnlib.graph import ArchGraph, to_graph, from_onnx
 from ghnlib.nn import GraphHyperNetwork
 
@@ -13,9 +13,13 @@ __all__ = [
     'from_onnx',
     'GhnlibError',
     'GraphConversionError',
+    'data',
     'graph',
+    'local',
+    'metrics',
     'models',
     'nn',
     'ops',
+    'train',
     '__version__',
 ]

@@ -7,6 +7,8 @@ from ghnlib.data.cifar10 import load_cifar10
 from ghnlib.data.cifar10c import load_cifar10c, list_cifar10c_corruptions
 from ghnlib.data.pcam import PCamDataset, load_pcam
 from ghnlib.data.registry import get_dataset, get_splits, list_datasets
+from ghnlib.data.corruptions import (CORRUPTION_PARAMETERS, CORRUPTIONS,
+                                     CorruptedDataset, corrupt)
 
 __all__ = [
     'ImageDataset',
@@ -20,4 +22,8 @@ __all__ = [
     'get_dataset',
     'get_splits',
     'list_datasets',
+    'CORRUPTIONS',
+    'CORRUPTION_PARAMETERS',
+    'corrupt',
+    'CorruptedDataset',
 ]

@@ -193,7 +193,9 @@ def _build_zoo(ctx: _Context) -> str:
     # Zoo seeds differ from the evaluated members' seeds.
     seeds = range(10_000 + config.seed, 10_000 + config.seed +
                   config.zoo_members)
-    ctx.log(f'training a zoo of {config.zoo_members} {config.arch} …')
+    done = len(os.listdir(directory)) if os.path.isdir(directory) else 0
+    if done < config.zoo_members:
+        ctx.log(f'training a zoo of {config.zoo_members} {config.arch} …')
     recipe = ctx.recipe()
     recipe = recipe.replace(epochs=config.zoo_epochs, milestones=(),
                             factors=())

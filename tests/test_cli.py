@@ -188,3 +188,28 @@ def test_zoo_then_train_local_then_train_net(tmp_path, capsys):
                  '--max-steps', '2', '--out', str(tmp_path / 'net')]
                 + common) == 0
     assert f'resnet20 (vae:{local})' in capsys.readouterr().out
+
+
+def test_experiment_command(tmp_path, capsys):
+    import json
+
+    from ghnlib import GraphHyperNetwork
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'ghn.safetensors'
+    GraphHyperNetwork(hidden_channels=8, decoder_channels=16, rank=2).save(ckpt)
+    out = tmp_path / 'run'
+    assert main(['experiment', '--dataset', 'digits', '--image-size', '8',
+                 '--quick', '--inits', 'he,ghn', '--ghn', str(ckpt),
+                 '--members', '2', '--epochs', '1', '--ensembles', '2',
+                 '--ensemble-size', '2', '--severities', '2',
+                 '--no-progress', '--out', str(out)]) == 0
+    assert 'report.md' in capsys.readouterr().out
+    results = json.loads((out / 'results.json').read_text())
+    assert results['inits'] == ['he', 'ghn']
+    assert results['config']['members'] == 2
+    assert results['config']['zoo_members'] == 6  # the --quick preset
+    assert list(results['ensembles']['he']) == ['0', '2']
+    assert main(['experiment', '--inits', 'he,lsuv', '--out',
+                 str(tmp_path / 'x')]) == 2
+    assert 'unknown initialisations' in capsys.readouterr().err

@@ -213,3 +213,37 @@ def test_experiment_command(tmp_path, capsys):
     assert main(['experiment', '--inits', 'he,lsuv', '--out',
                  str(tmp_path / 'x')]) == 2
     assert 'unknown initialisations' in capsys.readouterr().err
+
+
+def test_train_commands_read_a_cifar10_folder(tmp_path, capsys):
+    import json
+    import pickle
+
+    import numpy as np
+
+    folder = tmp_path / 'cifar-10-batches-py'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f'data_batch_{k}' for k in range(1, 6)] + ['test_batch']:
+        batch = {b'data': rng.integers(0, 256, (12, 3072), dtype=np.uint8),
+                 b'labels': [i % 10 for i in range(12)]}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / 'batches.meta').write_bytes(pickle.dumps(
+        {b'label_names': [b'c%d' % i for i in range(10)]}))
+    common = ['--dataset', 'cifar10', '--root', str(folder), '--no-progress']
+    assert main(['train-ghn', '--archs', 'resnet20', '--hidden', '8',
+                 '--epochs', '1', '--max-steps-per-epoch', '1',
+                 '--batch-size', '8', '--out', str(tmp_path / 'ghn')]
+                + common) == 0
+    capsys.readouterr()
+    assert main(['train-net', '--init', f'ghn:{tmp_path / "ghn" / "ghn.safetensors"}',
+                 '--epochs', '1', '--batch-size', '16', '--out',
+                 str(tmp_path / 'net')] + common) == 0
+    history = json.loads((tmp_path / 'net' / 'history.json').read_text())
+    # 60 training images less the validation share (1/12 of all 72): four
+    # steps of 16.
+    assert history['steps'][-1] == 4
+    assert history['dataset'] == 'cifar10'
+    assert main(['train-net', '--dataset', 'cifar10', '--root',
+                 str(tmp_path / 'missing'), '--out', str(tmp_path / 'x')]) == 2
+    assert 'missing' in capsys.readouterr().err

@@ -308,7 +308,7 @@ class GHNTrainer:
             path = os.path.join(self.out_dir, CHECKPOINT)
             if os.path.exists(path):
                 self.load_state_dict(load_state(path, 'GHN training checkpoint'))
-        elif self.out_dir is not None and self.rank == 0 and os.path.exists(
+        elif self.out_dir is not None and os.path.exists(
                 os.path.join(self.out_dir, CHECKPOINT)):
             raise GhnlibError(f"'{self.out_dir}' already holds a training "
                               'run: pass resume=True (--resume) to continue '

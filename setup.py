@@ -3,8 +3,69 @@
 Install with ``pip install --no-build-isolation -e .`` so that pip builds
 against the torch already installed (pinned in ``constraints.txt``) instead of
 resolving an unpinned one in an isolated build environment.
+
+The C++ extension ``ghnlib._C`` (``csrc/``) is built next to the package: a
+C++-only ``CppExtension`` by default, a ``CUDAExtension`` when torch is a CUDA
+build and a CUDA toolkit is found. ``GHNLIB_FORCE_CPU=1`` or
+``GHNLIB_FORCE_CUDA=1`` overrides that choice (the latter fails
+the build, instead of falling back to C++ only, when CUDA is not possible). Without torch at build time
+the package installs without the extension and runs on the pure-PyTorch ops.
 """
+import glob
+import os
+
 from setuptools import find_packages, setup
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, '').strip().lower() not in ('', '0', 'false',
+                                                            'no', 'off')
+
+
+def extension_build():
+    """``(ext_modules, cmdclass)`` for ``ghnlib._C``."""
+    try:
+        import torch
+        from torch.utils.cpp_extension import (CUDA_HOME, BuildExtension,
+                                               CppExtension, CUDAExtension)
+    except ImportError:
+        print('ghnlib: torch is not importable while building, so the C++ '
+              'extension ghnlib._C is skipped (the pure-PyTorch ops are '
+              'used); install torch first, then '
+              '`pip install --no-build-isolation -e .`')
+        return [], {}
+    force_cpu, force_cuda = (_env_flag('GHNLIB_FORCE_CPU'),
+                             _env_flag('GHNLIB_FORCE_CUDA'))
+    if force_cpu and force_cuda:
+        raise SystemExit('ghnlib: GHNLIB_FORCE_CPU and GHNLIB_FORCE_CUDA are '
+                         'both set; set at most one of them.')
+    cuda_possible = torch.version.cuda is not None and CUDA_HOME is not None
+    if force_cuda and not cuda_possible:
+        raise SystemExit(
+            f'ghnlib: GHNLIB_FORCE_CUDA=1 needs a CUDA build of torch '
+            f'(torch.version.cuda is {torch.version.cuda}) and a CUDA toolkit '
+            f'(CUDA_HOME is {CUDA_HOME}); install them or unset '
+            f'GHNLIB_FORCE_CUDA to build the C++-only extension.')
+    with_cuda = cuda_possible and not force_cpu
+    sources = (['csrc/extension.cpp', 'csrc/tile_normalize.cpp']
+               + sorted(glob.glob('csrc/cpu/*.cpp')))
+    # torch >= 2.10 headers use C++20; -ffp-contract=off keeps a * x + b two
+    # roundings, as in the pure-PyTorch reference.
+    cxx_flags = ['-O2', '-g0', '-std=c++20', '-ffp-contract=off']
+    if with_cuda:
+        extension = CUDAExtension(
+            'ghnlib._C', sources + sorted(glob.glob('csrc/cuda/*.cu')),
+            define_macros=[('WITH_CUDA', None)],
+            extra_compile_args={'cxx': cxx_flags,
+                                'nvcc': ['-O2', '-std=c++20',
+                                         '--expt-relaxed-constexpr']})
+    else:
+        extension = CppExtension('ghnlib._C', sources,
+                                 extra_compile_args={'cxx': cxx_flags})
+    return [extension], {'build_ext': BuildExtension}
+
+
+ext_modules, cmdclass = extension_build()
 
 setup(
     name='ghnlib',
@@ -36,4 +97,6 @@ setup(
                  'onnxscript', 'scikit-learn', 'torchvision', 'h5py'],
     },
     entry_points={'console_scripts': ['ghnlib = ghnlib.cli:main']},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
 )

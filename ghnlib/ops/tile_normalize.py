@@ -1,6 +1,9 @@
 r"""Fitting decoded tensors to real parameter shapes: slice, tile, normalise.
 
-The pure-PyTorch reference of the batched tile-and-normalise op. For one
+The definition of the batched tile-and-normalise op
+(:func:`tile_normalize_reference`) and its batched form
+(:func:`tile_normalize`), which runs the compiled op of ``csrc/`` where it is
+built and a grouped pure-PyTorch version otherwise. For one
 tensor with source :math:`S \in \mathbb{R}^{s_0 \times s_1 \times s_2
 \times s_3}` and target shape :math:`(t_0, t_1, t_2, t_3)`, every output
 element reads one source element and is scaled and shifted per tensor:
@@ -16,10 +19,12 @@ Channel dimensions (0, 1) are sliced from the start (:math:`o_d = 0`), the
 spatial dimensions (2, 3) around the centre (:math:`o_d = \lfloor (s_d -
 t_d) / 2 \rfloor`); a target larger than the source repeats (tiles) it.
 """
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from ghnlib.ops.extension import backend
 
 __all__ = ['tile_index', 'tile_normalize_reference', 'tile_normalize']
 
@@ -74,25 +79,91 @@ def tile_normalize_reference(src: Tensor, shapes: Sequence[Sequence[int]],
     return out
 
 
+_EXTENSION_DTYPES = (torch.float32, torch.float64, torch.float16,
+                    torch.bfloat16)
+
+
 def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
                    shift: Tensor = None) -> List[Tensor]:
-    r"""The same as :func:`tile_normalize_reference`, batched: tensors with
-    the same target shape are fitted together, slicing by views and tiling
-    by repeating whole blocks.
+    r"""The same as :func:`tile_normalize_reference`, batched: one call of
+    the compiled op ``torch.ops.ghnlib.tile_normalize`` where the extension
+    :obj:`ghnlib._C` serves the device (see :func:`~ghnlib.ops.backend`),
+    else pure PyTorch with tensors of the same target shape fitted together.
+
+    With the extension the results are views into one flat buffer (whose
+    backward is one gather per source element). The dtype is that of
+    :obj:`src`, :obj:`scale` and :obj:`shift` promoted together.
 
     Args and returns as :func:`tile_normalize_reference`.
     """
-    if src.dim() != 5 or len(shapes) != src.size(0):
-        return tile_normalize_reference(src, shapes, scale, shift)
+    targets = _checked_targets(src, shapes, scale, shift)
+    dtype = src.dtype if shift is None else torch.promote_types(
+        src.dtype, shift.dtype)
+    dtype = torch.promote_types(dtype, scale.dtype)
+    if targets.size(0) == 0:
+        return []
+    if dtype in _EXTENSION_DTYPES and backend(src.device) == 'extension':
+        # Host tensors: the op reads the layout without a device
+        # synchronisation.
+        offsets = torch.zeros(targets.size(0) + 1, dtype=torch.long)
+        torch.cumsum(targets.prod(1), 0, out=offsets[1:])
+        flat = torch.ops.ghnlib.tile_normalize(
+            src.to(dtype), targets, offsets, scale.to(dtype),
+            None if shift is None else shift.to(dtype))
+        return torch.ops.ghnlib.unflatten_views(flat, targets)
+    return _tile_normalize_grouped(
+        src, [tuple(target) for target in targets.tolist()], scale, shift)
+
+
+def _checked_targets(src: Tensor, shapes: Sequence[Sequence[int]],
+                     scale: Tensor, shift: Tensor) -> Tensor:
+    """The target shapes as an int64 tensor [N, 4] on the host."""
+    if src.dim() != 5:
+        raise ValueError(f'tile_normalize: src must have shape [N, s0, s1, '
+                         f's2, s3], got {tuple(src.shape)}; view lower-rank '
+                         f'decoded tensors with size-1 dimensions.')
+    num_tensors = src.size(0)
+    if len(shapes) != num_tensors:
+        raise ValueError(f'tile_normalize: expected {num_tensors} target '
+                         f'shapes (one per source tensor in src), got '
+                         f'{len(shapes)}.')
+    for name, values in (('scale', scale), ('shift', shift)):
+        if values is not None and values.shape != (num_tensors, ):
+            raise ValueError(f'tile_normalize: {name} must have shape '
+                             f'[N] = [{num_tensors}] (one value per source '
+                             f'tensor), got {list(values.shape)}.')
+    if min(src.shape[1:], default=1) < 1:
+        raise ValueError(f'tile_normalize: src has shape {tuple(src.shape)}, '
+                         f'but every source size s0..s3 must be at least 1 '
+                         f'to be sliced or tiled.')
+    try:
+        targets = torch.as_tensor(shapes, dtype=torch.long, device='cpu')
+    except (TypeError, ValueError, RuntimeError):
+        targets = None
+    if targets is not None and targets.numel() == 0:
+        targets = targets.reshape(-1, 4)
+    if (targets is None or targets.shape != (num_tensors, 4)
+            or bool((targets < 1).any())):
+        for n, target in enumerate(shapes):
+            target = tuple(int(t) for t in target)
+            if len(target) != 4 or min(target) < 1:
+                raise ValueError(
+                    f'tile_normalize: target shape {n}, {target}, must have '
+                    f'four positive dimensions; pad lower-rank shapes with '
+                    f'1s, e.g. (t, 1, 1, 1) for a bias.')
+        raise ValueError(f'tile_normalize: shapes must be {num_tensors} '
+                         f'sequences of four positive ints, got {shapes!r}.')
+    return targets
+
+
+def _tile_normalize_grouped(src: Tensor, targets: List[Tuple[int, ...]],
+                            scale: Tensor, shift: Tensor) -> List[Tensor]:
     groups = {}
-    for n, target in enumerate(shapes):
-        groups.setdefault(tuple(target), []).append(n)
-    out: List[Tensor] = [None] * len(shapes)
+    for n, target in enumerate(targets):
+        groups.setdefault(target, []).append(n)
+    out: List[Tensor] = [None] * len(targets)
     sizes = src.shape[1:]
     for target, members in groups.items():
-        if len(target) != 4 or min(target) < 1:
-            raise ValueError(f'target shape {target} must have four positive '
-                             'dimensions')
         index = torch.tensor(members, device=src.device)
         y = src if len(members) == src.size(0) else src.index_select(0, index)
         # Slice first (views), normalise the small block, then tile by

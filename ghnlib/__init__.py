@@ -1,6 +1,7 @@
 """ghnlib: initialise neural networks with generative models."""
 from ghnlib.errors import GhnlibError, GraphConversionError
-from ghnlib import data, graph, local, metrics, models, nn, ops, train
+from ghnlib import (data, graph, hyperrep, local, metrics, models, nn, ops,
+                    train)
 from ghnlib.graph import ArchGraph, to_graph, from_onnx
 from ghnlib.nn import GraphHyperNetwork
 
@@ -15,6 +16,7 @@ __all__ = [
     'GraphConversionError',
     'data',
     'graph',
+    'hyperrep',
     'local',
     'metrics',
     'models',

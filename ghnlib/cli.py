@@ -13,6 +13,7 @@ r"""The ``ghnlib`` command.
     ghnlib zoo --arch resnet20 --dataset digits --n 100 [--first-seed 0]
                [--epochs N] --out ZOO
     ghnlib train-local ZOO --arch resnet20 --kind vae|vqvae --out DIR
+    ghnlib train-hyperrep ZOO --out DIR
     ghnlib experiment --dataset digits --inits he,xavier,vae,vqvae,ghn,noise-ghn
                       [--members 25] [--quick] --out DIR
 
@@ -165,9 +166,11 @@ def _names(text: str) -> Tuple[str, ...]:
 
 
 def load_splits(dataset: str, root: Optional[str], image_size: Optional[int],
-                splits: Sequence[str] = ('train', 'val')):
+                splits: Sequence[str] = ('train', 'val'),
+                channels: Optional[int] = None):
     from ghnlib.data import get_splits
-    return get_splits(dataset, splits, root=root, image_size=image_size)
+    return get_splits(dataset, splits, root=root, image_size=image_size,
+                      channels=channels)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,6 +180,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the dataset's folder (not for digits)")
     parser.add_argument('--image-size', type=int, metavar='S',
                         help='side the digits are resized to (default 16)')
+    parser.add_argument('--channels', type=int, metavar='C',
+                        help='channels of the digits (default 3)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
@@ -205,7 +210,8 @@ def _train_ghn(args: argparse.Namespace) -> int:
     from ghnlib.train.ghn_trainer import GHNTrainer, GHNTrainingConfig
 
     device = _distributed(args.device)
-    train_set, val_set = load_splits(args.dataset, args.root, args.image_size)
+    train_set, val_set = load_splits(args.dataset, args.root, args.image_size,
+                                     channels=args.channels)
     torch.manual_seed(args.seed)
     ghn = GraphHyperNetwork(hidden_channels=args.hidden,
                             max_shape=args.max_shape,
@@ -245,7 +251,8 @@ def _train_net(args: argparse.Namespace) -> int:
     from ghnlib.utils.checkpoint import atomic_write
 
     train_set, val_set, test_set = load_splits(
-        args.dataset, args.root, args.image_size, ('train', 'val', 'test'))
+        args.dataset, args.root, args.image_size, ('train', 'val', 'test'),
+        args.channels)
     recipe = _recipe(args)
     try:
         model = get_model(args.arch, num_classes=train_set.num_classes)
@@ -307,13 +314,16 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 def _zoo(args: argparse.Namespace) -> int:
     from ghnlib.train.zoo import build_zoo
 
-    train_set, val_set = load_splits(args.dataset, args.root, args.image_size)
+    train_set, val_set, test_set = load_splits(
+        args.dataset, args.root, args.image_size, ('train', 'val', 'test'),
+        args.channels)
     seeds = range(args.first_seed, args.first_seed + args.n)
     members = build_zoo(args.arch, train_set, val_set, args.out, seeds=seeds,
                         recipe=_recipe(args), init=args.init,
                         eval_every=args.eval_every, max_steps=args.max_steps,
                         dataset=args.dataset, device=args.device,
-                        progress=args.progress)
+                        progress=args.progress, test_set=test_set,
+                        keep_epochs=args.keep_epochs)
     accuracy = torch.tensor([m.val_accuracy for m in members])
     print(f'{len(members)} {args.arch} in {args.out}: best validation '
           f'accuracy {accuracy.mean():.4f} ± {accuracy.std():.4f} '
@@ -340,6 +350,8 @@ def _train_local(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace) -> int:
     from ghnlib.experiments import ExperimentConfig, run_experiment
 
+    if args.channels is not None:
+        raise GhnlibError('experiment runs 3-channel images; drop --channels')
     options = {k: v for k, v in dict(
         dataset=args.dataset, root=args.root, arch=args.arch,
         inits=args.inits, members=args.members, epochs=args.epochs,
@@ -348,6 +360,7 @@ def _experiment(args: argparse.Namespace) -> int:
         ensemble_size=args.ensemble_size, severities=args.severities,
         cifar10c_root=args.cifar10c, ghn=args.ghn, noise_ghn=args.noise_ghn,
         ghn_epochs=args.ghn_epochs, vae=args.vae, vqvae=args.vqvae,
+        hyperrep=args.hyperrep,
         zoo=args.zoo, zoo_members=args.zoo_members, seed=args.seed
     ).items() if v is not None}
     if args.image_size is not None:
@@ -358,6 +371,19 @@ def _experiment(args: argparse.Namespace) -> int:
                              progress=args.progress)
     print(f"done in {results['seconds'] / 60:.1f} min: "
           f"{os.path.join(args.out, 'report.md')}")
+    return 0
+
+
+def _train_hyperrep(args: argparse.Namespace) -> int:
+    from ghnlib.hyperrep import train_hyperrep
+
+    hyperrep = train_hyperrep(
+        args.zoo, args.out, arch=args.arch, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, permute=args.permute,
+        contrast_weight=args.contrast_weight, latent_dim=args.latent_dim,
+        top_fraction=args.top_fraction, seed=args.seed,
+        progress=args.progress)
+    print(f'{hyperrep}: written to {args.out}')
     return 0
 
 
@@ -474,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument('--first-seed', type=int, default=0,
                      help='members use seeds first-seed … first-seed+n-1')
     zoo.add_argument('--init', default='he')
+    zoo.add_argument('--keep-epochs', action='store_true',
+                     help='also keep the weights at every evaluation (for '
+                     'train-hyperrep)')
     _add_recipe_arguments(zoo)
     zoo.add_argument('--out', required=True, metavar='ZOO')
     zoo.set_defaults(run=_zoo)
@@ -499,6 +528,30 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument('--out', required=True, metavar='DIR')
     local.set_defaults(run=_train_local)
 
+    hyperrep = commands.add_parser(
+        'train-hyperrep', help='fit a hyper-representation on a zoo',
+        description='Fit a transformer autoencoder over the neuron tokens of '
+        'a zoo kept with --keep-epochs; new weights are sampled with a KDE '
+        'in its latent space (--init hyperrep:DIR).')
+    hyperrep.add_argument('zoo', metavar='ZOO')
+    hyperrep.add_argument('--arch', help="default: the zoo's")
+    hyperrep.add_argument('--epochs', type=int, default=40)
+    hyperrep.add_argument('--batch-size', type=int, default=64)
+    hyperrep.add_argument('--lr', type=float, default=1e-3)
+    hyperrep.add_argument('--latent-dim', type=int, default=32,
+                          help='latent numbers per token')
+    hyperrep.add_argument('--contrast-weight', type=float, default=0.0)
+    hyperrep.add_argument('--no-permute', dest='permute',
+                          action='store_false',
+                          help='no neuron-permutation augmentation')
+    hyperrep.add_argument('--top-fraction', type=float, default=0.3,
+                          help='KDE over the best share of the zoo')
+    hyperrep.add_argument('--seed', type=int, default=0)
+    hyperrep.add_argument('--no-progress', dest='progress',
+                          action='store_false')
+    hyperrep.add_argument('--out', required=True, metavar='DIR')
+    hyperrep.set_defaults(run=_train_hyperrep)
+
     experiment = commands.add_parser(
         'experiment', help="the paper's experiments, with a report",
         description='Train the initialisers (or take given ones), train '
@@ -512,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument('--arch')
     experiment.add_argument('--inits', type=_names,
                             help='from he,xavier,default,vae,vqvae,ghn,'
-                            'noise-ghn')
+                            'noise-ghn,hyperrep')
     experiment.add_argument('--members', type=int)
     experiment.add_argument('--epochs', type=int)
     experiment.add_argument('--eval-every', type=int, metavar='STEPS')
@@ -531,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument('--ghn-epochs', type=int)
     experiment.add_argument('--vae', metavar='DIR')
     experiment.add_argument('--vqvae', metavar='DIR')
+    experiment.add_argument('--hyperrep', metavar='DIR')
     experiment.add_argument('--zoo', metavar='DIR')
     experiment.add_argument('--zoo-members', type=int)
     experiment.add_argument('--out', required=True, metavar='DIR')

@@ -247,3 +247,21 @@ def test_train_commands_read_a_cifar10_folder(tmp_path, capsys):
     assert main(['train-net', '--dataset', 'cifar10', '--root',
                  str(tmp_path / 'missing'), '--out', str(tmp_path / 'x')]) == 2
     assert 'missing' in capsys.readouterr().err
+
+
+def test_hyperrep_from_a_zoo_kept_per_epoch(tmp_path, capsys):
+    zoo = tmp_path / 'zoo'
+    data = ['--dataset', 'digits', '--image-size', '28', '--channels', '1',
+            '--no-progress']
+    assert main(['zoo', '--arch', 'small_cnn', '--n', '3', '--epochs', '2',
+                 '--batch-size', '64', '--lr', '0.05', '--keep-epochs',
+                 '--out', str(zoo)] + data) == 0
+    capsys.readouterr()
+    out = tmp_path / 'hyperrep'
+    assert main(['train-hyperrep', str(zoo), '--epochs', '2',
+                 '--no-progress', '--out', str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert main(['train-net', '--arch', 'small_cnn', '--init',
+                 f'hyperrep:{out}', '--epochs', '1', '--max-steps', '2',
+                 '--out', str(tmp_path / 'net')] + data) == 0
+    assert 'small_cnn (hyperrep:' in capsys.readouterr().out

@@ -89,7 +89,8 @@ def get_dataset(name: str, split: Optional[str] = 'train', *,
 
 def get_splits(name: str, splits: Sequence[str] = ('train', 'val'), *,
                root: Union[str, os.PathLike, None] = None,
-               image_size: Optional[int] = None) -> List[Dataset]:
+               image_size: Optional[int] = None,
+               channels: Optional[int] = None) -> List[Dataset]:
     r"""The :obj:`splits` of a dataset, shaped for CIFAR-sized networks:
     digits get 3 channels and are resized to :obj:`image_size` (16 by
     default); other datasets come as stored.
@@ -101,10 +102,13 @@ def get_splits(name: str, splits: Sequence[str] = ('train', 'val'), *,
             (default: :obj:`None`)
         image_size (int, optional): Side of the digits images.
             (default: :obj:`None`, 16)
+        channels (int, optional): Channels of the digits images.
+            (default: :obj:`None`, 3)
     """
     options = {}
     if name == 'digits':
-        options = dict(image_size=image_size or 16, channels=3)
-    elif image_size is not None:
-        raise GhnlibError(f'image_size applies to digits only, not {name!r}')
+        options = dict(image_size=image_size or 16, channels=channels or 3)
+    elif image_size is not None or channels is not None:
+        raise GhnlibError(f'image_size and channels apply to digits only, '
+                          f'not {name!r}')
     return [get_dataset(name, split, root=root, **options) for split in splits]

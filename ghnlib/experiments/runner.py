@@ -16,7 +16,8 @@ from ghnlib.utils.checkpoint import atomic_write
 __all__ = ['ExperimentConfig', 'run_experiment', 'INITS']
 
 #: Initialisations the runner knows how to obtain.
-INITS = ('he', 'xavier', 'default', 'vae', 'vqvae', 'ghn', 'noise-ghn')
+INITS = ('he', 'xavier', 'default', 'vae', 'vqvae', 'ghn', 'noise-ghn',
+         'hyperrep')
 
 
 @dataclasses.dataclass
@@ -53,6 +54,9 @@ class ExperimentConfig:
         ghn_epochs (int): Epochs when a GHN is trained here.
         vae, vqvae (str, optional): Local initialiser folders; without them
             a zoo is trained here and the models fit on it.
+        hyperrep (str, optional): A :class:`~ghnlib.hyperrep.HyperRepresentation`
+            folder of the evaluated architecture (needed for
+            :obj:`'hyperrep'`; it is not trained here).
         zoo (str, optional): An existing zoo folder to fit on.
         zoo_members, zoo_epochs (int): Size of a zoo trained here.
         local_epochs (int, optional): Epochs of each kernel model.
@@ -82,6 +86,7 @@ class ExperimentConfig:
     ghn_epochs: int = 30
     vae: Optional[str] = None
     vqvae: Optional[str] = None
+    hyperrep: Optional[str] = None
     zoo: Optional[str] = None
     zoo_members: int = 20
     zoo_epochs: int = 15
@@ -212,6 +217,13 @@ def _resolve(ctx: _Context, init: str) -> str:
         return _local_spec(ctx, init)
     if init in ('he', 'xavier', 'default'):
         return init
+    if init == 'hyperrep':
+        if ctx.config.hyperrep is None:
+            raise GhnlibError("the 'hyperrep' initialisation needs a fitted "
+                              'hyper-representation of the evaluated '
+                              'architecture: pass --hyperrep DIR (ghnlib '
+                              'train-hyperrep)')
+        return f'hyperrep:{ctx.config.hyperrep}'
     raise GhnlibError(f'unknown initialisation {init!r}; the runner knows '
                       f'{list(INITS)}')
 

@@ -460,3 +460,19 @@ def vqvae_init(directory: str) -> InitFunction:
         directory (str): A folder written by :meth:`LocalInitializer.save`.
     """
     return _local_init('vqvae', directory)
+
+
+@register_initializer('hyperrep', argument='DIR')
+def hyperrep_init(directory: str) -> InitFunction:
+    r"""Weights decoded from latents sampled from a hyper-representation's
+    KDE over the most accurate 30 % of its zoo (:math:`S_{\mathrm{KDE30}}`,
+    :class:`~ghnlib.hyperrep.HyperRepresentation`); the model must have the
+    zoo's architecture.
+
+    Args:
+        directory (str): A folder written by
+            :meth:`HyperRepresentation.save`.
+    """
+    from ghnlib.hyperrep.initializer import hyperrep_init as build
+
+    return build(directory)

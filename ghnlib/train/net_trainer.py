@@ -7,7 +7,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -227,8 +227,9 @@ def train_network(model: nn.Module, train_set: Dataset, val_set: Dataset, *,
                   num_workers: int = 0,
                   calibration_batches: int = 4,
                   progress: bool = True,
-                  log_path: Optional[Union[str, os.PathLike]] = None
-                  ) -> TrainingHistory:
+                  log_path: Optional[Union[str, os.PathLike]] = None,
+                  on_evaluation: Optional[Callable[[int, nn.Module], None]]
+                  = None) -> TrainingHistory:
     r"""Trains :obj:`model` in place with :obj:`recipe` (cross-entropy, SGD,
     :func:`lr_schedule`) and evaluates it on :obj:`val_set` along the way.
 
@@ -275,6 +276,10 @@ def train_network(model: nn.Module, train_set: Dataset, val_set: Dataset, *,
             :obj:`val_loss`, :obj:`train_loss`, :obj:`lr`,
             :obj:`seconds`), appended and flushed as it happens.
             (default: :obj:`None`)
+        on_evaluation (Callable, optional): Called as
+            :obj:`on_evaluation(step, model)` after every evaluation (step 0
+            included), *e.g.*, to keep per-epoch checkpoints; it must not
+            change the model. (default: :obj:`None`)
 
     Raises:
         GhnlibError: If an argument is invalid, :obj:`train_set` is empty,
@@ -340,6 +345,8 @@ def train_network(model: nn.Module, train_set: Dataset, val_set: Dataset, *,
             _append_line(log_path, entry)
         postfix['val_acc'] = f'{result.accuracy:.4f}'
         bar.set_postfix(postfix, refresh=False)
+        if on_evaluation is not None:
+            on_evaluation(step, model)
 
     devices = [device] if device.type == 'cuda' else []
     try:

@@ -2,21 +2,37 @@ r"""Model zoos: many copies of one architecture trained with different seeds."""
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch.utils.data import Dataset
 
 from ghnlib.errors import GhnlibError
 from ghnlib.models import get_model
+from ghnlib.train.evaluation import evaluate
 from ghnlib.train.initializers import initialize
 from ghnlib.train.net_trainer import SGDRecipe, train_network
 from ghnlib.utils.checkpoint import atomic_write
 
-__all__ = ['ZooMember', 'build_zoo', 'load_zoo']
+__all__ = ['ZooMember', 'ZooCheckpoint', 'build_zoo', 'load_zoo']
 
 _FORMAT = 'ghnlib.ZooMember'
+_CHECKPOINTS_FORMAT = 'ghnlib.ZooCheckpoints'
 INDEX = 'zoo.json'
+#: Sub-folder of a zoo holding, per member, the weights at every evaluation.
+CHECKPOINTS_DIR = 'checkpoints'
+
+
+@dataclasses.dataclass
+class ZooCheckpoint:
+    """A member's weights (and buffers) at one evaluation of its training,
+    with the accuracies measured there (:obj:`test_accuracy` is :obj:`None`
+    when the zoo was built without a test set)."""
+    step: int
+    epoch: float
+    val_accuracy: float
+    test_accuracy: Optional[float]
+    state: Dict[str, torch.Tensor] = dataclasses.field(repr=False)
 
 
 @dataclasses.dataclass
@@ -29,6 +45,57 @@ class ZooMember:
     best_step: int
     dataset: str
     init: str
+    test_accuracy: Optional[float] = None
+    input_shape: Optional[Tuple[int, ...]] = None
+
+    @property
+    def checkpoints_path(self) -> str:
+        """Where :func:`build_zoo` with :obj:`keep_epochs=True` keeps the
+        member's per-evaluation weights."""
+        directory, name = os.path.split(self.path)
+        return os.path.join(directory, CHECKPOINTS_DIR, name)
+
+    @property
+    def has_checkpoints(self) -> bool:
+        """Whether the member's per-evaluation weights were kept."""
+        return os.path.isfile(self.checkpoints_path)
+
+    def checkpoints(self) -> List[ZooCheckpoint]:
+        """The member's weights at every evaluation (once per epoch by
+        default, step 0 first), kept by :func:`build_zoo` with
+        :obj:`keep_epochs=True`."""
+        from safetensors import safe_open
+        path = self.checkpoints_path
+        if not os.path.isfile(path):
+            raise GhnlibError(f"zoo member '{self.path}' has no per-epoch "
+                              f"checkpoints (expected '{path}'); build the "
+                              'zoo with keep_epochs=True (`ghnlib zoo '
+                              '--keep-epochs`) in a new folder')
+        try:
+            with safe_open(path, framework='pt') as reader:
+                meta = reader.metadata() or {}
+                tensors = {k: reader.get_tensor(k) for k in reader.keys()}
+            if meta.get('format') != _CHECKPOINTS_FORMAT:
+                raise ValueError('not a zoo checkpoints file')
+            entries = json.loads(meta['evaluations'])
+            result = []
+            for index, entry in enumerate(entries):
+                prefix = f'{index:04d}/'
+                state = {k[len(prefix):]: v for k, v in tensors.items()
+                         if k.startswith(prefix)}
+                if not state:
+                    raise ValueError(f'evaluation {index} holds no weights')
+                result.append(ZooCheckpoint(
+                    int(entry['step']), float(entry['epoch']),
+                    float(entry['val_accuracy']),
+                    None if entry['test_accuracy'] is None
+                    else float(entry['test_accuracy']), state))
+        except Exception as error:
+            raise GhnlibError(f"'{path}' is not readable zoo checkpoints "
+                              f'({type(error).__name__}: {error}); delete it '
+                              'and the member file next to it, and run the '
+                              'zoo again to retrain that member') from error
+        return result
 
     def state_dict(self) -> Dict[str, torch.Tensor]:
         """The member's best-validation weights (and buffers)."""
@@ -63,9 +130,14 @@ def _read_member(path: str) -> ZooMember:
     if meta.get('format') != _FORMAT:
         raise GhnlibError(f"'{path}' is a safetensors file but not a zoo "
                           'member')
+    test_accuracy = meta.get('test_accuracy')
+    input_shape = meta.get('input_shape')
     return ZooMember(path, meta['arch'], int(meta['seed']),
                      float(meta['val_accuracy']), int(meta['best_step']),
-                     meta['dataset'], meta['init'])
+                     meta['dataset'], meta['init'],
+                     None if test_accuracy is None else float(test_accuracy),
+                     None if input_shape is None
+                     else tuple(json.loads(input_shape)))
 
 
 def build_zoo(arch: str, train_set: Dataset, val_set: Dataset,
@@ -74,7 +146,8 @@ def build_zoo(arch: str, train_set: Dataset, val_set: Dataset,
               eval_every: Optional[int] = None,
               max_steps: Optional[int] = None, dataset: str = '',
               device: Union[str, torch.device] = 'cpu',
-              progress: bool = True) -> List[ZooMember]:
+              progress: bool = True, test_set: Optional[Dataset] = None,
+              keep_epochs: bool = False) -> List[ZooMember]:
     r"""Trains one :obj:`arch` per seed (initialisation and data order both
     follow the seed) and keeps each run's best-validation weights as
     :obj:`member_SEED.safetensors` in :obj:`out_dir`, with its metadata, and
@@ -100,6 +173,15 @@ def build_zoo(arch: str, train_set: Dataset, val_set: Dataset,
             (default: :obj:`''`)
         device (str or torch.device, optional): (default: :obj:`'cpu'`)
         progress (bool, optional): Progress bars. (default: :obj:`True`)
+        test_set (Dataset, optional): Also measures the test accuracy of the
+            kept weights (and of every checkpoint with :obj:`keep_epochs`)
+            for the metadata; never used for selection. (default:
+            :obj:`None`)
+        keep_epochs (bool, optional): Also keep the weights at every
+            evaluation (step 0 and once per epoch by default) with their
+            accuracies, in :obj:`checkpoints/member_SEED.safetensors`
+            (:meth:`ZooMember.checkpoints`), as hyper-representations train
+            on. (default: :obj:`False`)
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
@@ -111,7 +193,10 @@ def build_zoo(arch: str, train_set: Dataset, val_set: Dataset,
     members = []
     for seed in seeds:
         path = _member_path(out_dir, seed)
-        if os.path.exists(path):
+        checkpoints_path = os.path.join(out_dir, CHECKPOINTS_DIR,
+                                        os.path.basename(path))
+        if os.path.exists(path) and (not keep_epochs
+                                     or os.path.exists(checkpoints_path)):
             member = _read_member(path)
             if member.arch != arch:
                 raise GhnlibError(f"'{path}' holds a {member.arch}, this zoo "
@@ -121,19 +206,54 @@ def build_zoo(arch: str, train_set: Dataset, val_set: Dataset,
         model = get_model(arch)
         initialize(model, init, generator=torch.Generator().manual_seed(seed),
                    input_shape=input_shape)
+        kept: List[Tuple[int, Dict[str, torch.Tensor], Optional[float]]] = []
+
+        def keep(step: int, trained: torch.nn.Module) -> None:
+            test = (None if test_set is None
+                    else evaluate(trained, test_set).accuracy)
+            state = ({k: v.detach().to('cpu', copy=True)
+                      for k, v in trained.state_dict().items()}
+                     if keep_epochs else {})
+            kept.append((step, state, test))
+
+        on_evaluation = keep if keep_epochs or test_set is not None else None
         history = train_network(model, train_set, val_set, recipe=recipe,
                                 eval_every=eval_every, max_steps=max_steps,
-                                device=device, seed=seed, progress=progress)
+                                device=device, seed=seed, progress=progress,
+                                on_evaluation=on_evaluation)
         state = {k: v.contiguous() for k, v in history.best_state.items()}
         meta = {'format': _FORMAT, 'arch': arch, 'seed': str(seed),
                 'val_accuracy': repr(history.best_val_accuracy),
                 'best_step': str(history.best_step), 'dataset': dataset,
-                'init': init, 'history': json.dumps(history.to_dict())}
+                'init': init, 'history': json.dumps(history.to_dict()),
+                'input_shape': json.dumps(list(input_shape))}
+        if test_set is not None:
+            best = history.steps.index(history.best_step)
+            meta['test_accuracy'] = repr(kept[best][2])
+        if keep_epochs:
+            _write_checkpoints(checkpoints_path, kept, history,
+                               len(train_set), recipe.batch_size)
         atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
         members.append(_read_member(path))
         _write_index(out_dir)
     _write_index(out_dir)
     return members
+
+
+def _write_checkpoints(path: str, kept: list, history, num_train: int,
+                       batch_size: int) -> None:
+    from safetensors.torch import save_file
+    steps_per_epoch = -(-num_train // batch_size)
+    tensors, evaluations = {}, []
+    for index, ((step, state, test), val) in enumerate(
+            zip(kept, history.val_accuracy)):
+        for key, value in state.items():
+            tensors[f'{index:04d}/{key}'] = value.contiguous()
+        evaluations.append(dict(step=step, epoch=step / steps_per_epoch,
+                                val_accuracy=val, test_accuracy=test))
+    meta = {'format': _CHECKPOINTS_FORMAT,
+            'evaluations': json.dumps(evaluations)}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def _write_index(out_dir: str) -> None:

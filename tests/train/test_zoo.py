@@ -68,3 +68,42 @@ def test_zoo_refuses_foreign_or_corrupt_members(digits, tmp_path):
         load_zoo(tmp_path)
     with pytest.raises(GhnlibError, match='no model zoo'):
         load_zoo(tmp_path / 'missing')
+
+
+def test_zoo_keeps_every_epoch_and_test_accuracy(digits, tmp_path):
+    train, val = digits
+    test = load_digits(image_size=8, channels=3, split='test')
+    recipe = RECIPE.replace(epochs=2, batch_size=256)  # 5 steps per epoch
+    members = build_zoo('resnet20', train, val, tmp_path, seeds=[4],
+                        recipe=recipe, test_set=test, keep_epochs=True,
+                        progress=False)
+    member = members[0]
+    assert member.input_shape == (1, 3, 8, 8) and member.has_checkpoints
+    checkpoints = member.checkpoints()
+    assert [c.step for c in checkpoints] == [0, 5, 10]
+    assert [c.epoch for c in checkpoints] == [0.0, 1.0, 2.0]
+    for checkpoint in checkpoints:
+        model = member.model()
+        model.load_state_dict(checkpoint.state)
+        assert evaluate(model, val).accuracy == pytest.approx(
+            checkpoint.val_accuracy)
+        assert evaluate(model, test).accuracy == pytest.approx(
+            checkpoint.test_accuracy)
+    best = next(c for c in checkpoints if c.step == member.best_step)
+    assert member.test_accuracy == pytest.approx(best.test_accuracy)
+    assert all(torch.equal(best.state[k], v)
+               for k, v in member.state_dict().items())
+    # A member kept without its checkpoints is trained again when they are
+    # asked for; a damaged checkpoints file is refused by name.
+    plain = build_zoo('resnet20', train, val, tmp_path / 'plain', seeds=[4],
+                      recipe=recipe, progress=False)[0]
+    assert not plain.has_checkpoints and plain.test_accuracy is None
+    with pytest.raises(GhnlibError, match='keep_epochs'):
+        plain.checkpoints()
+    again = build_zoo('resnet20', train, val, tmp_path / 'plain', seeds=[4],
+                      recipe=recipe, keep_epochs=True, progress=False)[0]
+    assert again.has_checkpoints and len(again.checkpoints()) == 3
+    (tmp_path / 'checkpoints' / 'member_00004.safetensors').write_bytes(
+        b'garbage')
+    with pytest.raises(GhnlibError, match='checkpoints/member_00004'):
+        member.checkpoints()

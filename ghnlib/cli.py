@@ -126,6 +126,7 @@ def _init(args: argparse.Namespace) -> int:
 
     from ghnlib.nn import GraphHyperNetwork
     from ghnlib.nn.graph_hypernetwork import list_pretrained
+    from ghnlib.utils.checkpoint import atomic_write
 
     if os.path.exists(args.ghn) or args.ghn not in list_pretrained():
         ghn = GraphHyperNetwork.load(args.ghn)
@@ -140,10 +141,10 @@ def _init(args: argparse.Namespace) -> int:
         print('no --noise-seed: the noise is drawn at random', file=sys.stderr)
     ghn.init_(model, generator=generator, input_shape=shape)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    tmp = f'{args.out}.tmp'
-    save_file(state, tmp, metadata={'model': args.model, 'ghn': args.ghn,
-                                    'noise_seed': str(args.noise_seed)})
-    os.replace(tmp, args.out)
+    metadata = {'model': args.model, 'ghn': args.ghn,
+                'noise_seed': str(args.noise_seed)}
+    atomic_write(args.out, lambda tmp: save_file(state, tmp,
+                                                 metadata=metadata))
     total = sum(p.numel() for p in model.parameters())
     print(f'{args.model}: {total:,} parameters predicted by {args.ghn}, '
           f'written to {args.out}')

@@ -15,6 +15,7 @@ from ghnlib.nn.decoder import ParameterDecoder
 from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule
 from ghnlib.nn.node_encoder import NodeEncoder
 from ghnlib.ops import tile_normalize
+from ghnlib.utils.checkpoint import atomic_write
 
 __all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters',
            'list_pretrained']
@@ -442,9 +443,8 @@ class GraphHyperNetwork(nn.Module):
                     'config': json.dumps(self.config)}
         state = {k: v.detach().contiguous().cpu()
                  for k, v in self.state_dict().items()}
-        tmp = f'{os.fspath(path)}.tmp'
-        save_file(state, tmp, metadata=metadata)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: save_file(state, tmp,
+                                                 metadata=metadata))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike],

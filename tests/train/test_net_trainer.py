@@ -17,16 +17,6 @@ from ghnlib.train.net_trainer import (SGDRecipe, TrainingHistory, lr_schedule,
 FAST = SGDRecipe(batch_size=64, lr=0.05)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    # Tiny models gain nothing from intra-op threads, and OpenMP's spinning
-    # workers slow them down many times on small shared machines.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def digits(size):
     from sklearn.datasets import load_digits
 

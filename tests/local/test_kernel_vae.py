@@ -7,36 +7,10 @@ from torch.distributions import Normal, kl_divergence
 
 from ghnlib.local.fit import PAPER_VAE_RECIPE, VAE_RECIPE, fit_kernel_model
 from ghnlib.local.kernel_vae import KernelVAE
+from kernel_patterns import horizontal_to_vertical, oriented_weight
 
 # The negative log-likelihood of standardised 3x3 slices under N(0, I).
 UNIT_GAUSSIAN_NLL = 9 * 0.5 * (1 + math.log(2 * math.pi))
-
-
-def standardise(x):
-    return (x - x.mean()) / x.std()
-
-
-def oriented_weight(out_channels=32, in_channels=16, seed=0):
-    """A conv weight whose every (out, in) kernel is a horizontal gradient of
-    random sign and slope plus a bright top-right corner, written through
-    explicit (row, column) indices."""
-    generator = torch.Generator().manual_seed(seed)
-    slope = torch.randn(out_channels, in_channels, generator=generator)
-    weight = 0.1 * torch.randn(out_channels, in_channels, 3, 3,
-                               generator=generator)
-    for row in range(3):
-        for col in range(3):
-            weight[:, :, row, col] += slope * (col - 1)
-    weight[:, :, 0, 2] += 2.0
-    return standardise(weight)
-
-
-def horizontal_to_vertical(slices):
-    """How much more slices change along rows than down columns (> 1 for a
-    horizontal gradient, < 1 for its transpose)."""
-    horizontal = (slices[:, :, 2] - slices[:, :, 0]).pow(2).mean()
-    vertical = (slices[:, 2, :] - slices[:, 0, :]).pow(2).mean()
-    return float(horizontal / vertical)
 
 
 @pytest.mark.parametrize('kernel_size', [1, 3, 5])

@@ -8,10 +8,7 @@ from ghnlib.local.code_prior import CodePrior
 from ghnlib.local.fit import (CODE_PRIOR_RECIPE, VQVAE_RECIPE,
                               fit_kernel_model)
 from ghnlib.local.kernel_vqvae import KernelVQVAE
-
-
-def standardise(x):
-    return (x - x.mean()) / x.std()
+from kernel_patterns import horizontal_to_vertical, oriented_weight
 
 
 @pytest.fixture(scope='module')
@@ -30,27 +27,6 @@ def trained(digit_slices):
     fit_kernel_model(prior, codes, epochs=10, **CODE_PRIOR_RECIPE)
     prior.eval()
     return model, history, prior
-
-
-def oriented_weight(out_channels=32, in_channels=16, seed=0):
-    """A conv weight whose every (out, in) kernel is a horizontal gradient of
-    random sign and slope plus a bright top-right corner, written through
-    explicit (row, column) indices."""
-    generator = torch.Generator().manual_seed(seed)
-    slope = torch.randn(out_channels, in_channels, generator=generator)
-    weight = 0.1 * torch.randn(out_channels, in_channels, 3, 3,
-                               generator=generator)
-    for row in range(3):
-        for col in range(3):
-            weight[:, :, row, col] += slope * (col - 1)
-    weight[:, :, 0, 2] += 2.0
-    return standardise(weight)
-
-
-def horizontal_to_vertical(slices):
-    horizontal = (slices[:, :, 2] - slices[:, :, 0]).pow(2).mean()
-    vertical = (slices[:, 2, :] - slices[:, 0, :]).pow(2).mean()
-    return float(horizontal / vertical)
 
 
 @pytest.mark.parametrize('kernel_size', [1, 3, 5])

@@ -13,6 +13,7 @@ the package installs without the extension and runs on the pure-PyTorch ops.
 """
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 
@@ -47,21 +48,28 @@ def extension_build():
             f'(CUDA_HOME is {CUDA_HOME}); install them or unset '
             f'GHNLIB_FORCE_CUDA to build the C++-only extension.')
     with_cuda = cuda_possible and not force_cpu
-    sources = (['csrc/extension.cpp', 'csrc/tile_normalize.cpp']
-               + sorted(glob.glob('csrc/cpu/*.cpp')))
+    sources = sorted(glob.glob('csrc/*.cpp')) + sorted(glob.glob('csrc/cpu/*.cpp'))
     # torch >= 2.10 headers use C++20; -ffp-contract=off keeps a * x + b two
-    # roundings, as in the pure-PyTorch reference.
-    cxx_flags = ['-O2', '-g0', '-std=c++20', '-ffp-contract=off']
+    # roundings, as in the pure-PyTorch reference. at::parallel_for is a
+    # header template that only runs threads when the extension itself is
+    # compiled with OpenMP (as torch's CPU builds are on Linux).
+    cxx_flags = ['-O3', '-g0', '-std=c++20', '-ffp-contract=off']
+    link_flags = []
+    if sys.platform.startswith('linux') and torch.backends.openmp.is_available():
+        cxx_flags.append('-fopenmp')
+        link_flags.append('-fopenmp')
     if with_cuda:
         extension = CUDAExtension(
             'ghnlib._C', sources + sorted(glob.glob('csrc/cuda/*.cu')),
             define_macros=[('WITH_CUDA', None)],
             extra_compile_args={'cxx': cxx_flags,
                                 'nvcc': ['-O2', '-std=c++20',
-                                         '--expt-relaxed-constexpr']})
+                                         '--expt-relaxed-constexpr']},
+            extra_link_args=link_flags)
     else:
         extension = CppExtension('ghnlib._C', sources,
-                                 extra_compile_args={'cxx': cxx_flags})
+                                 extra_compile_args={'cxx': cxx_flags},
+                                 extra_link_args=link_flags)
     return [extension], {'build_ext': BuildExtension}
 
 

@@ -3,6 +3,7 @@ import math
 from typing import Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ['ParameterDecoder']
@@ -68,6 +69,67 @@ class ParameterDecoder(nn.Module):
         """The MLP code of node states (+ noise). Shape :math:`[n, D]`."""
         return self.mlp(z)
 
+    def _rows(self, layer: nn.Linear, rows) -> Tuple[Tensor, Tensor]:
+        if isinstance(rows, slice):
+            return layer.weight[rows], layer.bias[rows]
+        return (layer.weight.index_select(0, rows),
+                layer.bias.index_select(0, rows))
+
+    def factors(self, code: Tensor, crop: Tuple[int, int, int, int],
+                classifier: bool = False
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        r"""The factors of every node's weight crop and its squared norm:
+        :math:`W[o, i, a, b] = \sum_r U[o, r] V[i, r] K[r, a, b] /
+        \sqrt{R}`. Only the rows of the basis layers that the crop keeps
+        are evaluated.
+
+        Args:
+            code (Tensor): :meth:`embed` outputs, :math:`[n, D]`.
+            crop (Tuple[int, int, int, int]): :math:`(o, i, a, b)`: channels
+                from the start, the kernel around its centre.
+            classifier (bool, optional): Use the classifier basis.
+                (default: :obj:`False`)
+
+        Returns:
+            :math:`U` :math:`[n, o, R]`, :math:`V` :math:`[n, i, R]`,
+            :math:`K` :math:`[n, R, a \cdot b]` and
+            :math:`\lVert W \rVert_F^2` :math:`[n]`, the latter from the
+            :math:`R \times R` Gram matrices of the factors, without
+            forming :math:`W`.
+        """
+        o, i, a, b = crop
+        n, rank = code.size(0), self.rank
+        _, _, kh, kw = self.max_shape
+        # Basis rows are (position, r) for U and V, (r, y, x) for K.
+        basis = self.class_basis if classifier else self.out_basis
+        u = F.linear(code, *self._rows(basis, slice(0, o * rank)))
+        v = F.linear(code, *self._rows(self.in_basis, slice(0, i * rank)))
+        top, left = (kh - a) // 2, (kw - b) // 2
+        if (a, b) == (kh, kw):
+            kernel_rows = slice(None)
+        else:
+            y = torch.arange(top, top + a, device=code.device).view(-1, 1)
+            x = torch.arange(left, left + b, device=code.device).view(1, -1)
+            r = torch.arange(rank, device=code.device).view(-1, 1, 1)
+            kernel_rows = (r * (kh * kw) + y * kw + x).view(-1)
+        k = F.linear(code, *self._rows(self.kernel, kernel_rows))
+        u, v, k = u.view(n, o, rank), v.view(n, i, rank), k.view(n, rank, a * b)
+        # ||W||² = sum_rs (UᵀU)_rs (VᵀV)_rs (KKᵀ)_rs / R.
+        gram = (u.transpose(1, 2) @ u) * (v.transpose(1, 2) @ v) * (
+            k @ k.transpose(1, 2))
+        return u, v, k, gram.sum((1, 2)).clamp_min(0) / rank
+
+    @staticmethod
+    def outer(v: Tensor, k: Tensor) -> Tensor:
+        r""":math:`V \otimes K`: :math:`[n, i, R]` and :math:`[n, R, a
+        \cdot b]` to :math:`[n, R, i \cdot a \cdot b]`, the right factor
+        of the weight's matrix product."""
+        n, i, rank = v.shape
+        # A contiguous transpose first, so that the product comes out in
+        # [n, R, i, a·b] order and the reshape is a view.
+        v = v.transpose(1, 2).contiguous()
+        return (v.unsqueeze(-1) * k.unsqueeze(2)).view(n, rank, i * k.size(-1))
+
     def weights(self, code: Tensor, crop: Tuple[int, int, int, int],
                 classifier: bool = False, return_norm: bool = False):
         r"""Only the :obj:`crop` of every node's weight: channels from the
@@ -84,29 +146,11 @@ class ParameterDecoder(nn.Module):
 
         Shapes: :math:`[n, D]` → :math:`[n, o, i, a, b]`.
         """
-        o, i, a, b = crop
-        n = code.size(0)
-        out_max, in_max, kh, kw = self.max_shape
-        if classifier:
-            u = self.class_basis(code).view(n, self.num_classes, self.rank)
-        else:
-            u = self.out_basis(code).view(n, out_max, self.rank)
-        v = self.in_basis(code).view(n, in_max, self.rank)
-        k = self.kernel(code).view(n, self.rank, kh, kw)
-        top, left = (kh - a) // 2, (kw - b) // 2
-        u, v = u[:, :o], v[:, :i]
-        k = k[:, :, top:top + a, left:left + b].reshape(n, self.rank, a * b)
+        u, v, k, sq_norm = self.factors(code, crop, classifier)
         # One batched matrix product: U [n, o, R] @ (V ⊗ K) [n, R, i·a·b].
-        vk = (v.transpose(1, 2).unsqueeze(-1) * k.unsqueeze(2)).reshape(
-            n, self.rank, i * a * b)
-        w = torch.bmm(u, vk).view(n, o, i, a, b)
-        if not return_norm:
-            return w / math.sqrt(self.rank)
-        # ||W||² from the R×R Gram matrices of the factors, without a pass
-        # over W: sum_rs (UᵀU)_rs (VᵀV)_rs (KKᵀ)_rs.
-        gram = (u.transpose(1, 2) @ u) * (v.transpose(1, 2) @ v) * (
-            k @ k.transpose(1, 2))
-        return w / math.sqrt(self.rank), gram.sum((1, 2)).clamp_min(0) / self.rank
+        w = torch.bmm(u, self.outer(v, k)).view(code.size(0), *crop)
+        w = w / math.sqrt(self.rank)
+        return (w, sq_norm) if return_norm else w
 
     def vector_pair(self, code: Tensor) -> Tensor:
         """Two vectors of :math:`O` values per node. Shape :math:`[n, 2, O]`."""

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-__all__ = ['GatedGNN', 'SweepSchedule', 'SweepLevel', 'Sweep',
+from ghnlib.ops.gated_gnn_sweep import gated_gnn_sweep, sweep_kernel_applies
+
+__all__ = ['GatedGNN', 'SweepSchedule', 'SweepLevel', 'Sweep', 'CompressedSweep',
            'reference_gated_gnn', 'reference_adjacency']
 
 
@@ -73,15 +75,96 @@ class Sweep:
     """
     level: Tensor
     levels: List[SweepLevel]
+    _compressed: Optional['CompressedSweep'] = field(default=None, repr=False,
+                                                     compare=False)
 
     def __len__(self) -> int:
         return len(self.levels)
+
+    def compressed(self) -> 'CompressedSweep':
+        """The sweep as one node order and per-node in-edge lists (built
+        once), the layout of the compiled sweep."""
+        if self._compressed is None:
+            self._compressed = CompressedSweep.from_sweep(self)
+        return self._compressed
 
     def to(self, device: Union[str, torch.device],
            non_blocking: bool = False) -> 'Sweep':
         """The sweep on another device."""
         return Sweep(self.level.to(device, non_blocking=non_blocking),
                      [lvl.to(device, non_blocking) for lvl in self.levels])
+
+
+@dataclass
+class CompressedSweep:
+    r"""A :class:`Sweep` as flat arrays: the nodes in the order they are
+    updated, where each level starts, and every node's real and virtual
+    in-edges in compressed sparse rows indexed by the node's position
+    :math:`p` in :obj:`node_order` (the layout of
+    :func:`ghnlib.ops.gated_gnn_sweep`).
+
+    Attributes:
+        node_order (LongTensor): Node ids, level by level. Shape :math:`[N]`.
+        level_ptr (LongTensor): Level :math:`l` holds positions
+            ``level_ptr[l]:level_ptr[l + 1]``. Shape :math:`[L + 1]`.
+        real_ptr (LongTensor): Real in-edges of position :math:`p` are
+            ``real_src[real_ptr[p]:real_ptr[p + 1]]``. Shape :math:`[N + 1]`.
+        real_src (LongTensor): Their sources. Shape :math:`[E]`.
+        virtual_ptr (LongTensor): As :obj:`real_ptr`, for virtual edges.
+            Shape :math:`[N + 1]`.
+        virtual_src (LongTensor): Their sources. Shape :math:`[V]`.
+        virtual_dist (LongTensor): Their lengths :math:`s_{uv}`.
+            Shape :math:`[V]`.
+    """
+    node_order: Tensor
+    level_ptr: Tensor
+    real_ptr: Tensor
+    real_src: Tensor
+    virtual_ptr: Tensor
+    virtual_src: Tensor
+    virtual_dist: Tensor
+    _cast_dist: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def distances(self, dtype: torch.dtype) -> Tensor:
+        """:obj:`virtual_dist` cast to :obj:`dtype` (cast once)."""
+        if dtype not in self._cast_dist:
+            self._cast_dist[dtype] = self.virtual_dist.to(dtype)
+        return self._cast_dist[dtype]
+
+    @classmethod
+    def from_sweep(cls, sweep: 'Sweep') -> 'CompressedSweep':
+        device = sweep.level.device
+        num_nodes = sweep.level.numel()
+        sizes = torch.tensor([lvl.nodes.numel() for lvl in sweep.levels],
+                             dtype=torch.long)
+        level_ptr = torch.zeros(sizes.numel() + 1, dtype=torch.long)
+        torch.cumsum(sizes, 0, out=level_ptr[1:])
+        empty = torch.empty(0, dtype=torch.long, device=device)
+        node_order = torch.cat([empty] + [lvl.nodes for lvl in sweep.levels])
+
+        def rows(pieces, values):
+            # (position of the target, source, value) of every edge, sorted
+            # by position; pieces: per level, [2, E_l] (source, local
+            # target).
+            position = torch.cat([empty] + [
+                index[1] + int(start) for index, start in zip(
+                    pieces, level_ptr[:-1].tolist())])
+            source = torch.cat([empty] + [index[0] for index in pieces])
+            order = torch.argsort(position, stable=True)
+            ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
+            torch.cumsum(torch.bincount(position, minlength=num_nodes), 0,
+                         out=ptr[1:])
+            value = None if values is None else torch.cat(
+                [empty] + values)[order]
+            return ptr, source[order], value
+
+        real_ptr, real_src, _ = rows(
+            [lvl.edge_index for lvl in sweep.levels], None)
+        virtual_ptr, virtual_src, virtual_dist = rows(
+            [lvl.virtual_edge_index for lvl in sweep.levels],
+            [lvl.virtual_edge_dist for lvl in sweep.levels])
+        return cls(node_order, level_ptr.to(device), real_ptr, real_src,
+                   virtual_ptr, virtual_src, virtual_dist)
 
 
 def _longest_path_levels(src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
@@ -367,7 +450,34 @@ class GatedGNN(MessagePassing):
                     h = self.norm(h)
         return h
 
+    def uses_compiled_sweep(self, h: Tensor) -> bool:
+        """Whether :meth:`forward` on :obj:`h` runs the compiled sweep
+        (:func:`ghnlib.ops.gated_gnn_sweep`): sum aggregation, CPU float
+        tensors, the extension built, and no gradient asked for. Otherwise
+        it runs the level-by-level PyTorch sweep; both give the same
+        states."""
+        return (self.aggr in ('add', 'sum')
+                and sweep_kernel_applies(h, list(self.parameters())))
+
     def _sweep(self, h: Tensor, sweep: Sweep) -> Tensor:
+        if self.uses_compiled_sweep(h):
+            return self._compiled_sweep(h, sweep)
+        return self._level_sweep(h, sweep)
+
+    def _compiled_sweep(self, h: Tensor, sweep: Sweep) -> Tensor:
+        c = sweep.compressed()
+
+        def weights(mlp):
+            return [mlp[0].weight, mlp[0].bias, mlp[2].weight, mlp[2].bias]
+
+        gru = self.gru
+        return gated_gnn_sweep(
+            h.contiguous(), c.node_order, c.level_ptr, c.real_ptr, c.real_src,
+            c.virtual_ptr, c.virtual_src, c.distances(h.dtype),
+            weights(self.mlp), weights(self.mlp_ve),
+            [gru.weight_ih, gru.weight_hh, gru.bias_ih, gru.bias_hh])
+
+    def _level_sweep(self, h: Tensor, sweep: Sweep) -> Tensor:
         # Updated in place level by level: the clone keeps the caller's
         # tensor intact, and autograd stays correct because every op below
         # reads ``h`` and ``out`` through ``index_select``, which saves only

@@ -10,15 +10,17 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from ghnlib.errors import GhnlibError
-from ghnlib.graph import OPS, RELU_LIKE, VOCABULARY_VERSION, ArchGraph, to_graph
+from ghnlib.graph import OPS, VOCABULARY_VERSION, ArchGraph, to_graph
 from ghnlib.nn.decoder import ParameterDecoder
 from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule
 from ghnlib.nn.node_encoder import NodeEncoder
+from ghnlib.nn.parameter_plan import (VECTOR_RANGES, BatchPlan, ParamTask,
+                                      WeightGroup, plan_parameters)
 from ghnlib.ops import tile_normalize
 from ghnlib.utils.checkpoint import atomic_write
 
 __all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters',
-           'list_pretrained']
+           'list_pretrained', 'VECTOR_RANGES']
 
 #: Checkpoints shipped inside the package (``ghnlib/pretrained/``); how each
 #: was made is recorded in ``ghnlib/pretrained/README.md``.
@@ -34,129 +36,9 @@ def list_pretrained() -> List[str]:
                   if f.endswith('.safetensors'))
 
 _FORMAT = 'ghnlib.GraphHyperNetwork'
+# Elements of V ⊗ K per decoding chunk (about 1 MB in float32).
+_DECODE_CHUNK = 1 << 18
 _FORMAT_VERSION = 1
-
-_NORM_OPS = frozenset({'batch_norm', 'layer_norm', 'group_norm',
-                       'instance_norm'})
-_WEIGHT_OPS = frozenset({'conv', 'conv_grouped', 'conv_dilated',
-                         'conv_transpose', 'linear'})
-# Ops an activation's gain passes through on its way back to a weight.
-_TRANSPARENT_OPS = _NORM_OPS | {'bias'}
-
-#: How decoded vectors are mapped to a parameter's range: value = a·tanh(x) + b.
-VECTOR_RANGES = {
-    'norm_weight': (0.5, 1.0),
-    'norm_bias': (0.1, 0.0),
-    'bias': (0.1, 0.0),
-    'vector': (0.1, 0.0),
-}
-
-
-class ParamTask:
-    """How one parameter tensor of a graph is predicted."""
-    __slots__ = ('node', 'name', 'shape', 'view', 'kind', 'slot', 'scale',
-                 'shift', 'classifier', 'crop')
-
-    def __init__(self, node, name, shape, view, kind, slot, scale, shift,
-                 classifier, crop=None):
-        self.node = node
-        self.name = name
-        self.shape = shape
-        self.view = view
-        self.kind = kind
-        self.slot = slot
-        self.scale = scale
-        self.shift = shift
-        self.classifier = classifier
-        self.crop = crop
-
-
-def _as_view(shape: Sequence[int]) -> Tuple[int, int, int, int]:
-    shape = list(shape) or [1]
-    if len(shape) > 4:
-        shape = shape[:3] + [int(math.prod(shape[3:]))]
-    return tuple(shape + [1] * (4 - len(shape)))
-
-
-def activation_gain(ops: List[str], successors: List[List[int]],
-                    node: int) -> float:
-    r""":math:`\beta` of a weight: 2 if a ReLU-like op follows it (through
-    biases and norm layers only), 1 otherwise."""
-    frontier, seen = list(successors[node]), set()
-    while frontier:
-        v = frontier.pop()
-        if v in seen:
-            continue
-        seen.add(v)
-        if ops[v] in RELU_LIKE:
-            return 2.0
-        if ops[v] in _TRANSPARENT_OPS:
-            frontier.extend(successors[v])
-    return 1.0
-
-
-def _is_classifier(ops: List[str], successors: List[List[int]], node: int,
-                   output: int) -> bool:
-    frontier = list(successors[node])
-    while frontier:
-        v = frontier.pop()
-        if v == output:
-            return True
-        if ops[v] == 'bias':
-            frontier.extend(successors[v])
-    return False
-
-
-def plan_parameters(graph: ArchGraph, num_classes: int,
-                    max_shape: Sequence[int] = (64, 64, 3, 3)) -> List[ParamTask]:
-    r"""Decides, for every parameter of :obj:`graph`, its decoder and its
-    normalisation.
-
-    * weights (two or more dimensions): the low-rank decoder, scaled to
-      unit RMS and then by :math:`\sqrt{\beta / \mathrm{fan\_in}}` (He's
-      variance) with
-      :math:`\mathrm{fan\_in} = \prod_{d \geq 1} s_d` and :math:`\beta` from
-      :func:`activation_gain`; the last weight layer before the output
-      with at most :obj:`num_classes` outputs uses the classifier basis;
-      only the crop of :obj:`max_shape` that survives slicing is decoded;
-    * vectors: a norm layer's weight maps to :math:`1 \pm 0.5`, biases to
-      :math:`\pm 0.1` (:obj:`VECTOR_RANGES`).
-    """
-    ops = graph.op_names
-    successors: List[List[int]] = [[] for _ in range(graph.num_nodes)]
-    for u, v in graph.edge_index.t().tolist():
-        successors[u].append(v)
-    output = int(graph.output_index[0])
-    tasks = []
-    for node, (names, shapes) in enumerate(zip(graph.node_params,
-                                               graph.param_shapes)):
-        op = ops[node]
-        for position, (name, shape) in enumerate(zip(names, shapes)):
-            view = _as_view(shape)
-            if len(shape) >= 2:
-                fan_in = max(1, int(math.prod(shape[1:])))
-                gain = activation_gain(ops, successors, node)
-                classifier = (op in _WEIGHT_OPS and shape[0] <= num_classes
-                              and _is_classifier(ops, successors, node, output))
-                limit = ((num_classes, ) + tuple(max_shape[1:])
-                         if classifier else tuple(max_shape))
-                crop = tuple(min(t, m) for t, m in zip(view, limit))
-                tasks.append(ParamTask(node, name, tuple(shape), view, 'weight',
-                                       0, math.sqrt(gain / fan_in), 0.0,
-                                       classifier, crop))
-                continue
-            if op in _NORM_OPS:
-                kind = 'norm_weight' if position == 0 else 'norm_bias'
-            elif op == 'bias':
-                kind = 'bias'
-            else:
-                kind = 'vector'
-            scale, shift = VECTOR_RANGES[kind]
-            slot = 0 if kind == 'norm_weight' else 1
-            tasks.append(ParamTask(node, name, tuple(shape), view, kind, slot,
-                                   scale, shift, False))
-    return tasks
-
 
 class GraphHyperNetwork(nn.Module):
     r"""Predicts every parameter of an architecture from its computational
@@ -263,21 +145,29 @@ class GraphHyperNetwork(nn.Module):
                  ) -> Tuple[Batch, SweepSchedule]:
         """The batch of :obj:`graphs` and its sweep schedule.
 
-        The last pair is kept: predicting the same graph objects again (as in
-        training, or sampling a Noise GHN) skips batching and scheduling.
-        Graphs are treated as immutable.
+        The last batch is kept, with its schedule and decoding plan:
+        predicting the same graph objects again (as in training, or sampling
+        a Noise GHN) skips batching, scheduling and planning. Graphs are
+        treated as immutable.
         """
+        batch, schedule, _ = self._prepared(graphs)
+        return batch, schedule
+
+    def _prepared(self, graphs: Sequence[ArchGraph]
+                  ) -> Tuple[Batch, SweepSchedule, BatchPlan]:
         device = self.encoder.op_embedding.weight.device
         cached = self._batch_cache
         if (cached is not None and cached[3] == device
                 and len(cached[0]) == len(graphs)
                 and all(ref() is g for ref, g in zip(cached[0], graphs))):
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[4]
         batch = Batch.from_data_list(list(graphs))
         schedule = SweepSchedule.from_data(batch).to(device)
+        plan = BatchPlan(graphs, batch.ptr.tolist(), self.num_classes,
+                         self.decoder.max_shape, device)
         self._batch_cache = ([weakref.ref(g) for g in graphs], batch, schedule,
-                             device)
-        return batch, schedule
+                             device, plan)
+        return batch, schedule, plan
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -326,78 +216,87 @@ class GraphHyperNetwork(nn.Module):
         graphs = [self.graph_of(m, input_shape) for m in models]
         if not graphs:
             return []
-        batch, schedule = self.batch_of(graphs)
+        batch, schedule, plan = self._prepared(graphs)
         device = self.encoder.op_embedding.weight.device
         h = self.node_states(batch, schedule)
         xi = self._noise(noise, generator, batch, per_node_noise, device)
         z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
+        code = self.decoder.embed(z.index_select(0, plan.owners))
+        values: List[Optional[Tensor]] = [None] * plan.num_tasks
+        inference = not torch.is_grad_enabled() or not (code.requires_grad or any(
+            p.requires_grad for p in self.decoder.parameters()))
+        for group in plan.weight_groups:
+            if inference:
+                self._decode_weights_inference(group, code, plan.shapes, values)
+            else:
+                self._decode_weights(group, code, plan.shapes, values)
+        self._decode_vectors(plan, code, values)
+        return plan.assemble(values)
 
-        tasks: List[Tuple[int, ParamTask]] = []
-        offsets = batch.ptr.tolist()
-        for g, graph in enumerate(graphs):
-            key = (self.num_classes, self.decoder.max_shape)
-            plan = graph.__dict__.get('_ghn_plan')
-            if plan is None or plan[0] != key:
-                plan = (key, plan_parameters(graph, *key))
-                object.__setattr__(graph, '_ghn_plan', plan)
-            tasks.extend((g, task) for task in plan[1])
+    def _scales(self, group: WeightGroup, sq_norm: Tensor) -> Tensor:
+        # Unit RMS before the sqrt(beta / fan_in) factor: the weights then
+        # have He's variance whatever the decoder's output scale.
+        rms = (sq_norm / math.prod(group.crop)).sqrt().clamp_min(1e-12)
+        return group.scale.to(sq_norm.dtype) / rms
 
-        # Decode each node owning parameters once; `rows[k]`: its row for
-        # task k.
-        nodes = torch.tensor([offsets[g] + t.node for g, t in tasks],
-                             dtype=torch.long)
-        owners, rows = torch.unique(nodes, return_inverse=True)
-        code = self.decoder.embed(z.index_select(0, owners.to(device)))
-        rows = rows.tolist()
-        values: List[Optional[Tensor]] = [None] * len(tasks)
-        self._decode_weights(tasks, rows, code, values)
-        self._decode_vectors(tasks, rows, code, values)
+    def _decode_weights(self, group: WeightGroup, code: Tensor,
+                        shapes: List[Tuple[int, ...]],
+                        values: List[Optional[Tensor]]) -> None:
+        block, sq_norm = self.decoder.weights(
+            code.index_select(0, group.index), group.crop, group.classifier,
+            return_norm=True)
+        fitted = tile_normalize(block, group.views,
+                                self._scales(group, sq_norm))
+        for k, value in zip(group.tasks, fitted):
+            values[k] = value.reshape(shapes[k])
 
-        predictions: List[Dict[str, Tensor]] = [{} for _ in graphs]
-        for (g, task), value in zip(tasks, values):
-            predictions[g][task.name] = value.reshape(task.shape)
-        return predictions
+    def _decode_weights_inference(self, group: WeightGroup, code: Tensor,
+                                  shapes: List[Tuple[int, ...]],
+                                  values: List[Optional[Tensor]]) -> None:
+        # The same values as _decode_weights, without an autograd graph: the
+        # per-tensor factor goes into U, so that the decoder's product writes
+        # the final weights of every untiled member straight into its result
+        # (one pass over the output instead of three), in chunks whose
+        # V ⊗ K stays in cache; only tiled members go through tile_normalize.
+        u, v, k, sq_norm = self.decoder.factors(
+            code.index_select(0, group.index), group.crop, group.classifier)
+        factor = self._scales(group, sq_norm) / math.sqrt(self.decoder.rank)
+        u = u * factor.view(-1, 1, 1)
+        o, i, a, b = group.crop
+        chunk = max(1, _DECODE_CHUNK // (self.decoder.rank * i * a * b))
+        for start, end, shape in group.runs:
+            block = torch.empty(end - start, o, i * a * b, dtype=u.dtype,
+                                device=u.device)
+            for first in range(start, end, chunk):
+                last = min(end, first + chunk)
+                torch.bmm(u[first:last],
+                          self.decoder.outer(v[first:last], k[first:last]),
+                          out=block[first - start:last - start])
+            for task, value in zip(group.tasks[start:end],
+                                   block.view(end - start, *shape).unbind(0)):
+                values[task] = value
+        first = group.num_untiled
+        if first < len(group.tasks):
+            block = torch.bmm(u[first:], self.decoder.outer(v[first:], k[first:]))
+            fitted = tile_normalize(block.view(-1, o, i, a, b),
+                                    group.views[first:],
+                                    torch.ones_like(factor[first:]))
+            for task, value in zip(group.tasks[first:], fitted):
+                values[task] = value.reshape(shapes[task])
 
-    def _decode_weights(self, tasks, rows, code, values):
-        groups: Dict[Tuple, List[int]] = {}
-        for k, (_, task) in enumerate(tasks):
-            if task.kind == 'weight':
-                groups.setdefault((task.crop, task.classifier), []).append(k)
-        device = code.device
-        for (crop, classifier), members in groups.items():
-            index = torch.tensor([rows[k] for k in members], device=device)
-            block, sq_norm = self.decoder.weights(
-                code.index_select(0, index), crop, classifier, return_norm=True)
-            # Unit RMS before the sqrt(beta / fan_in) factor: the weights
-            # then have He's variance whatever the decoder's output scale.
-            # Both factors go into the one scaling pass of tile_normalize.
-            rms = (sq_norm / math.prod(crop)).sqrt().clamp_min(1e-12)
-            member_tasks = [tasks[k][1] for k in members]
-            scale = torch.tensor([t.scale for t in member_tasks],
-                                 dtype=block.dtype, device=device) / rms
-            fitted = tile_normalize(block, [t.view for t in member_tasks], scale)
-            for k, value in zip(members, fitted):
-                values[k] = value
-
-    def _decode_vectors(self, tasks, rows, code, values):
-        members = [k for k, (_, task) in enumerate(tasks)
-                   if task.kind != 'weight']
-        if not members:
+    def _decode_vectors(self, plan: BatchPlan, code: Tensor,
+                        values: List[Optional[Tensor]]) -> None:
+        if not plan.vector_tasks:
             return
-        device = code.device
-        member_tasks = [tasks[k][1] for k in members]
-        index = torch.tensor([rows[k] for k in members], device=device)
-        slots = torch.tensor([t.slot for t in member_tasks], device=device)
-        pairs = torch.tanh(self.decoder.vector_pair(code.index_select(0, index)))
-        vectors = pairs[torch.arange(len(members), device=device), slots]
-        src = vectors.view(len(members), -1, 1, 1, 1)
-        scale = torch.tensor([t.scale for t in member_tasks], dtype=src.dtype,
-                             device=device)
-        shift = torch.tensor([t.shift for t in member_tasks], dtype=src.dtype,
-                             device=device)
-        fitted = tile_normalize(src, [t.view for t in member_tasks], scale, shift)
-        for k, value in zip(members, fitted):
-            values[k] = value
+        pairs = torch.tanh(self.decoder.vector_pair(
+            code.index_select(0, plan.vector_index)))
+        flat = pairs.reshape(-1).index_select(0, plan.vector_source)
+        flat = flat * plan.vector_scale.to(flat.dtype) + \
+            plan.vector_shift.to(flat.dtype)
+        for k, value in zip(plan.vector_tasks,
+                            flat.split(plan.vector_sizes)):
+            values[k] = value if value.dim() == len(plan.shapes[k]) else \
+                value.view(plan.shapes[k])
 
     @torch.no_grad()
     def init_(self, model: nn.Module, noise: Optional[Tensor] = None,

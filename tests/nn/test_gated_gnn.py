@@ -41,7 +41,26 @@ def states(graph, dtype=torch.float32, seed=1):
     return torch.randn(graph.num_nodes, HIDDEN, generator=generator).to(dtype)
 
 
-def run_both(gnn, graph, h):
+@pytest.fixture(params=['levels', 'compiled'])
+def sweep_path(request, monkeypatch):
+    """Runs a test on the level-by-level PyTorch sweep and on the compiled
+    op (``ghnlib::gated_gnn_sweep``, used without gradients)."""
+    if request.param == 'levels':
+        monkeypatch.setenv('GHNLIB_DISABLE_EXTENSION', '1')
+    return request.param
+
+
+def check_path(gnn, h, sweep_path):
+    with torch.no_grad():
+        compiled = gnn.uses_compiled_sweep(h)
+    assert compiled == (sweep_path == 'compiled' and gnn.aggr == 'add')
+    # Gradients always take the PyTorch path.
+    assert not gnn.uses_compiled_sweep(h)
+
+
+def run_both(gnn, graph, h, sweep_path=None):
+    if sweep_path is not None:
+        check_path(gnn, h, sweep_path)
     schedule = SweepSchedule.from_data(graph)
     with torch.no_grad():
         fast = gnn(h, schedule)
@@ -85,11 +104,11 @@ def reversed_levels(graph):
                          [(0, 50, 90, 50), (1, 60, 150, 3), (2, 40, 30, 50),
                           (3, 2, 1, 50)])
 def test_matches_reference_on_random_dags(dtype, seed, num_nodes, num_edges,
-                                          cutoff):
+                                          cutoff, sweep_path):
     graph = random_dag(num_nodes, num_edges, seed, cutoff)
     gnn = make_gnn(dtype, seed)
     h = states(graph, dtype, seed)
-    fast, slow = run_both(gnn, graph, h)
+    fast, slow = run_both(gnn, graph, h, sweep_path)
     assert fast.dtype == dtype and fast.shape == h.shape
     assert not torch.allclose(fast, h)
     torch.testing.assert_close(fast, slow, atol=TOL[dtype], rtol=0)
@@ -97,12 +116,12 @@ def test_matches_reference_on_random_dags(dtype, seed, num_nodes, num_edges,
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 @pytest.mark.parametrize('name', ['resnet20_graph', 'mobilenet_graph'])
-def test_matches_reference_on_real_graphs(request, name, dtype):
+def test_matches_reference_on_real_graphs(request, name, dtype, sweep_path):
     graph = request.getfixturevalue(name)
     assert graph.virtual_edge_index.size(1) > 1000
     gnn = make_gnn(dtype)
     h = states(graph, dtype)
-    fast, slow = run_both(gnn, graph, h)
+    fast, slow = run_both(gnn, graph, h, sweep_path)
     torch.testing.assert_close(fast, slow, atol=TOL[dtype], rtol=0)
 
 
@@ -112,11 +131,11 @@ def test_matches_reference_on_real_graphs(request, name, dtype):
                                     dict(aggr='mean'), dict(aggr='max')])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
 def test_rounds_layer_norm_and_aggr_match_reference(resnet20_graph, kwargs,
-                                                    dtype):
+                                                    dtype, sweep_path):
     for graph in (resnet20_graph, random_dag(50, 100, 7)):
         gnn = make_gnn(dtype, **kwargs)
         h = states(graph, dtype)
-        fast, slow = run_both(gnn, graph, h)
+        fast, slow = run_both(gnn, graph, h, sweep_path)
         torch.testing.assert_close(fast, slow, atol=TOL[dtype], rtol=0)
     # A second round changes the result, so rounds are really run.
     one = make_gnn(dtype, **{**kwargs, 'num_rounds': 1})
@@ -126,11 +145,12 @@ def test_rounds_layer_norm_and_aggr_match_reference(resnet20_graph, kwargs,
 
 
 def test_batch_equals_per_graph(resnet20_graph, mobilenet_graph,
-                                small_cnn_graph):
+                                small_cnn_graph, sweep_path):
     graphs = [resnet20_graph, mobilenet_graph, small_cnn_graph]
     batch = Batch.from_data_list(graphs)
     gnn = make_gnn(torch.float64, num_rounds=2, layer_norm=True)
     h = states(batch, torch.float64)
+    check_path(gnn, h, sweep_path)
     schedule = SweepSchedule.from_data(batch)
     assert schedule.num_nodes == batch.num_nodes
     # Levels of the graphs are merged: as many as the deepest graph has.
@@ -149,13 +169,13 @@ def test_batch_equals_per_graph(resnet20_graph, mobilenet_graph,
     torch.testing.assert_close(batched, slow, atol=1e-10, rtol=0)
 
 
-def test_batch_of_random_dags_in_float32():
+def test_batch_of_random_dags_in_float32(sweep_path):
     graphs = [random_dag(n, e, seed) for seed, (n, e) in
               enumerate([(30, 40), (70, 160), (12, 0), (45, 20)])]
     batch = Batch.from_data_list(graphs)
     gnn = make_gnn(torch.float32)
     h = states(batch)
-    batched, slow = run_both(gnn, batch, h)
+    batched, slow = run_both(gnn, batch, h, sweep_path)
     torch.testing.assert_close(batched, slow, atol=1e-5, rtol=0)
     with torch.no_grad():
         per_graph = torch.cat([

@@ -75,6 +75,44 @@ def test_batched_prediction_equals_one_by_one():
                                        rtol=1e-5, atol=1e-6)
 
 
+def test_inference_decoding_equals_the_differentiable_one():
+    # Without gradients, weights are written straight by the decoder's
+    # product (tile_normalize only for tiled ones) and the sweeps run the
+    # compiled op; with gradients everything goes through autograd-aware
+    # ops. A small max_shape makes resnet20 need tiling in every dimension
+    # of some weights.
+    ghn = small_ghn(noise_dim=3, max_shape=(8, 8, 1, 3))
+    models = [get_model('resnet20'), get_model('small_cnn', input_size=32,
+                                               in_channels=3)]
+    graphs = [ghn.graph_of(m) for m in models]
+    noise = torch.randn(2, 3)
+    differentiable = ghn.predict(graphs, noise)
+    with torch.no_grad():
+        inference = ghn.predict(graphs, noise)
+    for grad_mode, no_grad in zip(differentiable, inference):
+        assert grad_mode.keys() == no_grad.keys()
+        for name, value in grad_mode.items():
+            assert value.requires_grad and not no_grad[name].requires_grad
+            assert no_grad[name].shape == value.shape
+            torch.testing.assert_close(no_grad[name], value.detach(),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_vectors_are_sliced_or_tiled_and_mapped_to_their_range():
+    ghn = small_ghn(max_shape=(8, 8, 3, 3))
+    with torch.no_grad():
+        predicted = ghn.predict([get_model('resnet20')])[0]
+    wide = predicted['layer3.0.bn1.weight']  # 64 channels from 8 values
+    assert wide.shape == (64, )
+    torch.testing.assert_close(wide, wide[:8].repeat(8), rtol=0, atol=0)
+    assert ((wide - 1).abs() <= 0.5).all() and wide.std() > 0
+    bias = predicted['layer3.0.bn1.bias']
+    assert (bias.abs() <= 0.1).all()
+    # Norm weights and biases of one layer come from the two slots of the
+    # same decoded pair, so they differ.
+    assert not torch.allclose((bias / 0.1)[:8], ((wide - 1) / 0.5)[:8])
+
+
 def test_noise_controls_the_sample():
     ghn = small_ghn(noise_dim=8)
     graph = ghn.graph_of(get_model('resnet20'))
@@ -134,7 +172,10 @@ def test_init_writes_weights_and_resets_statistics():
     assert returned is model
     predicted = ghn.predict([model])[0]
     for name, param in model.named_parameters():
-        assert torch.equal(param, predicted[name])
+        # init_ decodes without an autograd graph, with the scale folded
+        # into the decoder's product: equal up to rounding.
+        torch.testing.assert_close(param, predicted[name].detach(),
+                                   rtol=1e-5, atol=1e-6)
     assert torch.equal(model.bn1.running_mean, torch.zeros(16))
     out = model.eval()(torch.randn(2, 3, 32, 32))
     assert torch.isfinite(out).all()

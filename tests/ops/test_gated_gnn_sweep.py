@@ -1,0 +1,170 @@
+"""The compiled inference sweep ghnlib::gated_gnn_sweep against the
+level-by-level PyTorch sweep it replaces, its layout and its checks."""
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from ghnlib.graph import virtual_edges
+from ghnlib.graph.arch_graph import ArchGraph
+from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency)
+from ghnlib.ops import gated_gnn_sweep, sweep_kernel_applies
+
+HIDDEN = 8
+
+
+def random_dag(num_nodes, num_edges, seed, cutoff=50):
+    generator = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, num_nodes - 1, (num_edges, ), generator=generator)
+    span = torch.randint(1, 6, (num_edges, ), generator=generator)
+    dst = torch.minimum(src + span, torch.tensor(num_nodes - 1))
+    edge_index = torch.unique(torch.stack([src, dst]), dim=1)
+    ve_index, ve_dist = virtual_edges(edge_index, num_nodes, cutoff)
+    return ArchGraph(edge_index=edge_index, virtual_edge_index=ve_index,
+                     virtual_edge_dist=ve_dist, num_nodes=num_nodes)
+
+
+@pytest.fixture
+def batch():
+    return Batch.from_data_list([random_dag(n, e, seed) for seed, (n, e) in
+                                 enumerate([(40, 70), (25, 30), (9, 0)])])
+
+
+def weights(gnn):
+    def mlp(module):
+        return [module[0].weight, module[0].bias, module[2].weight,
+                module[2].bias]
+    gru = gnn.gru
+    return (mlp(gnn.mlp), mlp(gnn.mlp_ve),
+            [gru.weight_ih, gru.weight_hh, gru.bias_ih, gru.bias_hh])
+
+
+def call(states, sweep, gnn, **changes):
+    c = sweep.compressed()
+    args = dict(h=states, node_order=c.node_order, level_ptr=c.level_ptr,
+                real_ptr=c.real_ptr, real_src=c.real_src,
+                virtual_ptr=c.virtual_ptr, virtual_src=c.virtual_src,
+                virtual_dist=c.distances(states.dtype))
+    mlp, mlp_ve, gru = weights(gnn)
+    args.update(mlp=mlp, mlp_ve=mlp_ve, gru=gru)
+    args.update(changes)
+    return gated_gnn_sweep(**args)
+
+
+@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5),
+                                       (torch.float64, 1e-12)])
+def test_one_sweep_equals_the_level_sweep(batch, dtype, tol):
+    torch.manual_seed(0)
+    gnn = GatedGNN(HIDDEN).to(dtype)
+    h = torch.randn(batch.num_nodes, HIDDEN, dtype=dtype)
+    schedule = SweepSchedule.from_data(batch)
+    with torch.no_grad():
+        for sweep in (schedule.forward, schedule.backward):
+            compiled = call(h, sweep, gnn)
+            levels = gnn._level_sweep(h, sweep)
+            assert compiled.dtype == dtype and not torch.equal(compiled, h)
+            torch.testing.assert_close(compiled, levels, atol=tol, rtol=0)
+
+
+def test_compressed_layout_lists_every_in_edge_once(batch):
+    schedule = SweepSchedule.from_data(batch)
+    adjacency = reference_adjacency(batch.edge_index,
+                                    batch.virtual_edge_index,
+                                    batch.virtual_edge_dist, batch.num_nodes)
+    for sweep, (_, real_in, virtual_in) in zip(
+            (schedule.forward, schedule.backward), adjacency):
+        c = sweep.compressed()
+        assert sorted(c.node_order.tolist()) == list(range(batch.num_nodes))
+        level = sweep.level[c.node_order]
+        # Positions of one level are contiguous and levels ascend.
+        assert torch.equal(level, torch.sort(level).values)
+        for position, node in enumerate(c.node_order.tolist()):
+            real = c.real_src[c.real_ptr[position]:c.real_ptr[position + 1]]
+            assert sorted(real.tolist()) == sorted(real_in[node])
+            lo, hi = c.virtual_ptr[position], c.virtual_ptr[position + 1]
+            assert sorted(zip(c.virtual_src[lo:hi].tolist(),
+                              c.virtual_dist[lo:hi].tolist())) == sorted(
+                                  virtual_in[node])
+
+
+def test_result_does_not_depend_on_the_thread_count():
+    graphs = [random_dag(60, 150, seed) for seed in range(8)]
+    batch = Batch.from_data_list(graphs)
+    torch.manual_seed(0)
+    gnn = GatedGNN(HIDDEN)
+    h = torch.randn(batch.num_nodes, HIDDEN)
+    sweep = SweepSchedule.from_data(batch).forward
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            torch.set_num_threads(1)
+            one = call(h, sweep, gnn)
+            torch.set_num_threads(2)
+            two = call(h, sweep, gnn)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_when_the_compiled_sweep_applies(monkeypatch):
+    gnn = GatedGNN(HIDDEN)
+    h = torch.randn(5, HIDDEN)
+    params = list(gnn.parameters())
+    assert not sweep_kernel_applies(h, params)  # gradients wanted
+    with torch.no_grad():
+        assert sweep_kernel_applies(h, params)
+        assert not sweep_kernel_applies(h.half(), params)
+        assert not sweep_kernel_applies(h.to('meta'), params)
+        monkeypatch.setenv('GHNLIB_DISABLE_EXTENSION', '1')
+        assert not sweep_kernel_applies(h, params)
+    frozen = [p.detach() for p in params]
+    monkeypatch.delenv('GHNLIB_DISABLE_EXTENSION')
+    assert sweep_kernel_applies(h, frozen)
+    assert not sweep_kernel_applies(h.requires_grad_(), frozen)
+
+
+def test_asking_for_a_gradient_raises(batch):
+    gnn = GatedGNN(HIDDEN)
+    h = torch.randn(batch.num_nodes, HIDDEN, requires_grad=True)
+    out = call(h, SweepSchedule.from_data(batch).forward, gnn)
+    with pytest.raises(RuntimeError):
+        out.sum().backward()
+
+
+def bad_calls():
+    def update(**changes):
+        return changes
+
+    index = torch.tensor
+    return [
+        ('integer states', lambda h, c: update(h=h.long()),
+         'h must be float32 or float64'),
+        ('a node twice', lambda h, c: update(node_order=torch.cat(
+            [c.node_order[:1], c.node_order[:-1]])), 'comes twice'),
+        ('a source out of range', lambda h, c: update(
+            real_src=torch.full_like(c.real_src, 10**6)),
+         'is not a node id'),
+        ('a pointer that stops short', lambda h, c: update(
+            virtual_ptr=c.virtual_ptr.clone().fill_(0)),
+         'virtual_ptr must run from 0'),
+        ('levels that do not cover the nodes', lambda h, c: update(
+            level_ptr=index([0, 1])), 'level_ptr must run from 0'),
+        ('int32 indices', lambda h, c: update(
+            real_src=c.real_src.int()), 'int64'),
+        ('distances of another dtype', lambda h, c: update(
+            virtual_dist=c.virtual_dist), 'virtual_dist must be a Float'),
+        ('a wrong MLP', lambda h, c: update(mlp=[torch.zeros(3, 3)]),
+         r'mlp must be \[weight1'),
+        ('a wrong GRU weight', lambda h, c: update(
+            gru=[torch.zeros(3, HIDDEN)] * 2 + [torch.zeros(3 * HIDDEN)] * 2),
+         'gru weight_ih must have shape'),
+    ]
+
+
+@pytest.mark.parametrize('description,change,message', bad_calls(),
+                         ids=[d for d, _, _ in bad_calls()])
+def test_bad_inputs_are_refused(batch, description, change, message):
+    gnn = GatedGNN(HIDDEN)
+    h = torch.randn(batch.num_nodes, HIDDEN)
+    sweep = SweepSchedule.from_data(batch).forward
+    with torch.no_grad(), pytest.raises(ValueError, match=message):
+        call(h, sweep, gnn, **change(h, sweep.compressed()))

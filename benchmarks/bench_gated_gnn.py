@@ -1,5 +1,7 @@
-r"""Forward time of :class:`ghnlib.nn.GatedGNN` (level-synchronous sweeps)
-against the node-by-node reference :func:`reference_gated_gnn`.
+r"""Forward time of :class:`ghnlib.nn.GatedGNN` against the node-by-node
+reference :func:`reference_gated_gnn`: the level-synchronous PyTorch
+sweeps (used whenever gradients are needed) and the compiled inference
+sweep ``ghnlib::gated_gnn_sweep`` (used under :func:`torch.no_grad` on CPU).
 
 Hidden size 32, one round, under :func:`torch.no_grad`, on torchvision's
 resnet50 graph (1×3×224×224) and on a batch of CIFAR ResNet-56 graphs.
@@ -13,7 +15,9 @@ prints one Markdown table:
     python benchmarks/bench_gated_gnn.py [--batch 64] [--repeat 20]
 """
 import argparse
+import contextlib
 import functools
+import os
 import statistics
 
 import pytest
@@ -51,6 +55,21 @@ CASES = {
 }
 
 
+@contextlib.contextmanager
+def level_sweeps():
+    """Runs GatedGNN on its PyTorch level-by-level sweeps, not the compiled
+    one."""
+    old = os.environ.get('GHNLIB_DISABLE_EXTENSION')
+    os.environ['GHNLIB_DISABLE_EXTENSION'] = '1'
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ['GHNLIB_DISABLE_EXTENSION']
+        else:
+            os.environ['GHNLIB_DISABLE_EXTENSION'] = old
+
+
 def setup(graph, seed=0):
     torch.manual_seed(seed)
     gnn = GatedGNN(HIDDEN).eval()
@@ -75,7 +94,19 @@ def bench_gated_gnn_levels(benchmark, case):
     graph = CASES[case]()
     gnn, h = setup(graph)
     schedule = SweepSchedule.from_data(graph)
+    with torch.no_grad(), level_sweeps():
+        assert not gnn.uses_compiled_sweep(h)
+        out = benchmark(gnn, h, schedule)
+    assert out.shape == h.shape
+
+
+@pytest.mark.parametrize('case', CASES)
+def bench_gated_gnn_compiled(benchmark, case):
+    graph = CASES[case]()
+    gnn, h = setup(graph)
+    schedule = SweepSchedule.from_data(graph)
     with torch.no_grad():
+        assert gnn.uses_compiled_sweep(h)
         out = benchmark(gnn, h, schedule)
     assert out.shape == h.shape
 
@@ -110,10 +141,11 @@ def main():
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'hidden {HIDDEN}, 1 round, no_grad; medians in milliseconds\n')
     print('| graph | nodes | edges | virtual edges | levels fwd/bwd '
-          '| schedule build | reference lists build | level-sync forward '
-          '| reference forward | speed-up | level-sync fwd+bwd (autograd) '
-          '| max abs diff |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
+          '| schedule build | reference lists build | reference forward '
+          '| level-sync forward | speed-up | compiled forward | speed-up '
+          '| level-sync fwd+bwd (autograd) | max abs diff level-sync / '
+          'compiled |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     cases = [('resnet50 (224×224)', resnet50_graph()),
              (f'{args.batch} × ResNet-56 (CIFAR)',
               resnet56_batch(args.batch))]
@@ -126,12 +158,18 @@ def main():
                                                    graph.num_nodes),
                        max(1, args.ref_repeat), warmup=0)
         adjacency = reference_adjacency(*edges(graph), graph.num_nodes)
-        fast = run_times(lambda: gnn(h, schedule), args.repeat)
+        with level_sweeps():
+            fast = run_times(lambda: gnn(h, schedule), args.repeat)
+            levels_out = gnn(h, schedule)
+        compiled = run_times(lambda: gnn(h, schedule), args.repeat)
+        compiled_out = gnn(h, schedule)
         slow = run_times(lambda: reference_gated_gnn(gnn, h, *edges(graph),
                                                   adjacency=adjacency),
                       args.ref_repeat, warmup=0)
-        diff = (gnn(h, schedule) - reference_gated_gnn(
-            gnn, h, *edges(graph), adjacency=adjacency)).abs().max().item()
+        expected = reference_gated_gnn(gnn, h, *edges(graph),
+                                       adjacency=adjacency)
+        diff = (levels_out - expected).abs().max().item()
+        compiled_diff = (compiled_out - expected).abs().max().item()
 
         def train_step():
             with torch.enable_grad():
@@ -143,9 +181,10 @@ def main():
         print(f'| {name} | {graph.num_nodes} | {graph.edge_index.size(1)} | '
               f'{graph.virtual_edge_index.size(1)} | '
               f'{len(schedule.forward)}/{len(schedule.backward)} | '
-              f'{_ms(build):.1f} | {_ms(lists):.1f} | {_ms(fast):.1f} | '
-              f'{_ms(slow):.1f} | {_ms(slow) / _ms(fast):.1f}× | '
-              f'{_ms(train):.1f} | {diff:.1e} |')
+              f'{_ms(build):.1f} | {_ms(lists):.1f} | {_ms(slow):.1f} | '
+              f'{_ms(fast):.1f} | {_ms(slow) / _ms(fast):.1f}× | '
+              f'{_ms(compiled):.1f} | {_ms(slow) / _ms(compiled):.1f}× | '
+              f'{_ms(train):.1f} | {diff:.1e} / {compiled_diff:.1e} |')
 
 
 if __name__ == '__main__':

@@ -1,14 +1,22 @@
-r"""Latency and throughput of :meth:`GraphHyperNetwork.predict` on CPU.
+r"""Latency, throughput and peak memory of :meth:`GraphHyperNetwork.predict`
+on CPU.
 
 GHN-2-sized model: hidden 32, ``max_shape`` (64, 64, 11, 11), 10 classes,
-under :func:`torch.no_grad`. Run under pytest-benchmark (``make bench``) or
-as a script that prints one Markdown table:
+under :func:`torch.no_grad`. Two memory regimes: results released before
+the next call (the GHN then writes into the memory it kept, see
+:meth:`GraphHyperNetwork.empty_cache`), and results kept (every call
+writes into freshly allocated memory, whose first touch costs a page fault
+per 4 KiB). Run under pytest-benchmark (``make bench``) or as a script that
+prints Markdown tables:
 
 .. code-block:: bash
 
     python benchmarks/bench_ghn.py
 """
+import argparse
+import resource
 import statistics
+import subprocess
 import sys
 
 import pytest
@@ -50,33 +58,97 @@ def bench_predict_resnet56_batch(benchmark, batch_size):
     assert len(out) == batch_size
 
 
+def rss_mb():
+    with open('/proc/self/statm') as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory(batch_size):
+    """Runs in a fresh process: RSS after imports, after building the batch
+    (graphs, sweep schedule, decoding plan), and the peak over three
+    predictions of ``batch_size`` ResNet-56s."""
+    torch.set_grad_enabled(False)
+    imported = rss_mb()
+    ghn = make_ghn()
+    graphs = [ghn.graph_of(get_model('resnet56'))] * batch_size
+    ghn.batch_of(graphs)
+    prepared = rss_mb()
+    before = peak_rss_mb()
+    for _ in range(3):
+        out = ghn.predict(graphs)
+        size = sum(v.numel() * v.element_size() for p in out
+                   for v in p.values()) / 2**20
+        del out
+    print(f'{imported:.0f} {prepared:.0f} {before:.0f} {peak_rss_mb():.0f} '
+          f'{size:.0f}')
+
+
+def timed(fn, repeat, keep):
+    """Median seconds of ``fn``; with ``keep`` the results of every call
+    stay referenced until all calls are done."""
+    kept = []
+
+    def call():
+        out = fn()
+        if keep:
+            kept.append(out)
+
+    return statistics.median(run_times(call, repeat, warmup=1))
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--peak-memory', type=int, metavar='BATCH',
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_memory:
+        return peak_memory(args.peak_memory)
     torch.set_grad_enabled(False)
     ghn = make_ghn()
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'{ghn}\n')
-    print('| case | median ms | architectures/s |')
-    print('|---|---|---|')
+    print('| case | results released: median ms | architectures/s '
+          '| results kept: median ms | architectures/s |')
+    print('|---|---|---|---|---|')
+
+    def row(case, fn, count, repeat):
+        released = timed(fn, repeat, keep=False)
+        kept = timed(fn, repeat, keep=True)
+        print(f'| {case} | {released * 1e3:.1f} | {count / released:.1f} '
+              f'| {kept * 1e3:.1f} | {count / kept:.1f} |')
+
     for name in ('resnet50', 'vit_b_16'):
         with torch.device('meta'):
             model = import_torchvision().models.get_model(name)
         graph = to_graph(model, input_shape=(1, 3, 224, 224))
-        cached = statistics.median(run_times(lambda: ghn.predict([graph]), 5, warmup=1))
-        uncached = statistics.median(run_times(lambda: ghn.predict(
-            [to_graph(model, input_shape=(1, 3, 224, 224))]), 5, warmup=1))
-        print(f'| {name}, cached graph | {cached * 1e3:.1f} | {1 / cached:.1f} |')
-        print(f'| {name}, converted in the call | {uncached * 1e3:.1f} | '
-              f'{1 / uncached:.1f} |')
+        row(f'{name}, cached graph', lambda: ghn.predict([graph]), 1, 9)
+        row(f'{name}, converted in the call', lambda: ghn.predict(
+            [to_graph(model, input_shape=(1, 3, 224, 224))]), 1, 5)
+        ghn.empty_cache()
     for arch in ('resnet20', 'resnet56'):
         graph = ghn.graph_of(get_model(arch))
         for batch_size in (1, 8, 64):
-            seconds = statistics.median(run_times(
-                lambda: ghn.predict([graph] * batch_size), 3, warmup=1))
-            print(f'| {batch_size} × {arch} | {seconds * 1e3:.1f} | '
-                  f'{batch_size / seconds:.1f} |')
-    import resource
-    print(f'\nprocess peak RSS at the end (torch, all graphs and every case '
-          f'above): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB')
+            row(f'{batch_size} × {arch}',
+                lambda: ghn.predict([graph] * batch_size), batch_size, 5)
+            ghn.empty_cache()
+
+    print('\nPeak memory (resident set, MB) of a fresh process predicting '
+          'ResNet-56 batches three times:\n')
+    print('| batch | after imports | + graphs, schedule, plan | peak while '
+          'predicting | peak − before predicting | predicted tensors |')
+    print('|---|---|---|---|---|---|')
+    for batch_size in (8, 64):
+        result = subprocess.run(
+            [sys.executable, __file__, '--peak-memory', str(batch_size)],
+            check=True, capture_output=True, text=True)
+        imported, prepared, before, peak, size = result.stdout.split()
+        print(f'| {batch_size} × resnet56 | {imported} | {prepared} | {peak} '
+              f'| {int(peak) - int(before)} | {size} |')
+
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -131,6 +131,22 @@ TileNormalizeLayout check_tile_normalize_inputs(
   return layout;
 }
 
+void check_tile_normalize_out(const at::Tensor& out, const at::Tensor& src,
+                              const TileNormalizeLayout& layout) {
+  TORCH_CHECK_VALUE(
+      out.dim() == 1 && out.size(0) == layout.total && out.is_contiguous(),
+      "ghnlib::tile_normalize.out: out must be a contiguous 1-D tensor of "
+      "offsets[N] = ",
+      layout.total, " elements, got ", shape_string(out),
+      (out.is_contiguous() ? "" : " (not contiguous)"), ".");
+  TORCH_CHECK_VALUE(out.scalar_type() == src.scalar_type() &&
+                        out.device() == src.device(),
+                    "ghnlib::tile_normalize.out: out must be a ",
+                    src.scalar_type(), " tensor on ", src.device(),
+                    " like src, got ", out.scalar_type(), " on ",
+                    out.device(), ".");
+}
+
 void check_tile_normalize_grad(const at::Tensor& grad_out,
                                const at::Tensor& src,
                                const TileNormalizeLayout& layout) {
@@ -247,6 +263,9 @@ TORCH_LIBRARY_FRAGMENT(ghnlib, m) {
       "tile_normalize(Tensor src, Tensor shapes, Tensor offsets, Tensor scale, "
       "Tensor? shift=None) -> Tensor");
   m.def(
+      "tile_normalize.out(Tensor src, Tensor shapes, Tensor offsets, "
+      "Tensor scale, Tensor? shift=None, *, Tensor(a!) out) -> Tensor(a!)");
+  m.def(
       "tile_normalize_backward(Tensor grad_out, Tensor src, Tensor shapes, "
       "Tensor offsets, Tensor scale, bool[3] output_mask) -> "
       "(Tensor grad_src, Tensor grad_scale, Tensor grad_shift)");
@@ -262,6 +281,9 @@ TORCH_LIBRARY_IMPL(ghnlib, Autograd, m) {
   // No double backward: differentiating through the backward raises
   // instead of silently dropping that gradient.
   m.impl("tile_normalize_backward",
+         torch::autograd::autogradNotImplementedFallback());
+  // Writing into a given buffer is for inference: no gradient.
+  m.impl("tile_normalize.out",
          torch::autograd::autogradNotImplementedFallback());
 }
 

@@ -31,6 +31,11 @@ TileNormalizeLayout check_tile_normalize_inputs(
     const at::Tensor& scale,
     const std::optional<at::Tensor>& shift);
 
+// The `out` of ghnlib::tile_normalize.out: 1-D, contiguous, offsets[N]
+// elements, the dtype and device of src.
+void check_tile_normalize_out(const at::Tensor& out, const at::Tensor& src,
+                              const TileNormalizeLayout& layout);
+
 void check_tile_normalize_grad(const at::Tensor& grad_out,
                                const at::Tensor& src,
                                const TileNormalizeLayout& layout);

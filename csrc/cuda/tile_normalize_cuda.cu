@@ -226,20 +226,17 @@ int64_t blocks_for(int64_t work) {
   return blocks < limit ? blocks : limit;
 }
 
-at::Tensor tile_normalize_cuda(const at::Tensor& src, const at::Tensor& shapes,
-                               const at::Tensor& offsets,
-                               const at::Tensor& scale,
-                               const std::optional<at::Tensor>& shift) {
-  const auto layout =
-      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
+void tile_normalize_cuda_into(const TileNormalizeLayout& layout,
+                              const at::Tensor& src, const at::Tensor& scale,
+                              const std::optional<at::Tensor>& shift,
+                              at::Tensor& out) {
   const c10::cuda::CUDAGuard device_guard(src.device());
   const bool has_shift = shift.has_value() && shift->defined();
   const auto src_c = src.contiguous();
   const auto scale_c = scale.contiguous();
   const auto shift_c = has_shift ? shift->contiguous() : at::Tensor();
-  auto out = at::empty({layout.total}, src.options());
   if (layout.total == 0) {
-    return out;
+    return;
   }
   const auto device_layout = layout_on_device(layout, src.device());
   const int64_t* shapes_data = device_layout.const_data_ptr<int64_t>();
@@ -278,6 +275,29 @@ at::Tensor tile_normalize_cuda(const at::Tensor& src, const at::Tensor& shapes,
                     : launch(int64_t{}, std::false_type{});
         }
       });
+}
+
+at::Tensor tile_normalize_cuda(const at::Tensor& src, const at::Tensor& shapes,
+                               const at::Tensor& offsets,
+                               const at::Tensor& scale,
+                               const std::optional<at::Tensor>& shift) {
+  const auto layout =
+      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
+  auto out = at::empty({layout.total}, src.options());
+  tile_normalize_cuda_into(layout, src, scale, shift, out);
+  return out;
+}
+
+at::Tensor& tile_normalize_out_cuda(const at::Tensor& src,
+                                    const at::Tensor& shapes,
+                                    const at::Tensor& offsets,
+                                    const at::Tensor& scale,
+                                    const std::optional<at::Tensor>& shift,
+                                    at::Tensor& out) {
+  const auto layout =
+      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
+  check_tile_normalize_out(out, src, layout);
+  tile_normalize_cuda_into(layout, src, scale, shift, out);
   return out;
 }
 
@@ -360,6 +380,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_normalize_backward_cuda(
 
 TORCH_LIBRARY_IMPL(ghnlib, CUDA, m) {
   m.impl("tile_normalize", TORCH_FN(tile_normalize_cuda));
+  m.impl("tile_normalize.out", TORCH_FN(tile_normalize_out_cuda));
   m.impl("tile_normalize_backward", TORCH_FN(tile_normalize_backward_cuda));
 }
 

@@ -65,46 +65,15 @@ class SweepLevel:
 
 
 @dataclass
-class Sweep:
-    r"""One sweep (forward or backward) split into topological levels.
-
-    Attributes:
-        level (LongTensor): Level of every node. Shape :math:`[N]`.
-        levels (List[SweepLevel]): The levels in the order they are
-            processed.
-    """
-    level: Tensor
-    levels: List[SweepLevel]
-    _compressed: Optional['CompressedSweep'] = field(default=None, repr=False,
-                                                     compare=False)
-
-    def __len__(self) -> int:
-        return len(self.levels)
-
-    def compressed(self) -> 'CompressedSweep':
-        """The sweep as one node order and per-node in-edge lists (built
-        once), the layout of the compiled sweep."""
-        if self._compressed is None:
-            self._compressed = CompressedSweep.from_sweep(self)
-        return self._compressed
-
-    def to(self, device: Union[str, torch.device],
-           non_blocking: bool = False) -> 'Sweep':
-        """The sweep on another device."""
-        return Sweep(self.level.to(device, non_blocking=non_blocking),
-                     [lvl.to(device, non_blocking) for lvl in self.levels])
-
-
-@dataclass
 class CompressedSweep:
-    r"""A :class:`Sweep` as flat arrays: the nodes in the order they are
-    updated, where each level starts, and every node's real and virtual
-    in-edges in compressed sparse rows indexed by the node's position
-    :math:`p` in :obj:`node_order` (the layout of
-    :func:`ghnlib.ops.gated_gnn_sweep`).
+    r"""A sweep as flat arrays: the nodes in the order they are updated,
+    where each level starts, and every node's real and virtual in-edges in
+    compressed sparse rows indexed by the node's position :math:`p` in
+    :obj:`node_order` (the layout of :func:`ghnlib.ops.gated_gnn_sweep`).
 
     Attributes:
-        node_order (LongTensor): Node ids, level by level. Shape :math:`[N]`.
+        node_order (LongTensor): Node ids, level by level, ascending within
+            a level. Shape :math:`[N]`.
         level_ptr (LongTensor): Level :math:`l` holds positions
             ``level_ptr[l]:level_ptr[l + 1]``. Shape :math:`[L + 1]`.
         real_ptr (LongTensor): Real in-edges of position :math:`p` are
@@ -131,40 +100,81 @@ class CompressedSweep:
             self._cast_dist[dtype] = self.virtual_dist.to(dtype)
         return self._cast_dist[dtype]
 
-    @classmethod
-    def from_sweep(cls, sweep: 'Sweep') -> 'CompressedSweep':
-        device = sweep.level.device
-        num_nodes = sweep.level.numel()
-        sizes = torch.tensor([lvl.nodes.numel() for lvl in sweep.levels],
-                             dtype=torch.long)
-        level_ptr = torch.zeros(sizes.numel() + 1, dtype=torch.long)
-        torch.cumsum(sizes, 0, out=level_ptr[1:])
-        empty = torch.empty(0, dtype=torch.long, device=device)
-        node_order = torch.cat([empty] + [lvl.nodes for lvl in sweep.levels])
+    def to(self, device: Union[str, torch.device],
+           non_blocking: bool = False) -> 'CompressedSweep':
+        """The arrays on another device."""
+        return CompressedSweep(*(
+            getattr(self, name).to(device, non_blocking=non_blocking)
+            for name in ('node_order', 'level_ptr', 'real_ptr', 'real_src',
+                         'virtual_ptr', 'virtual_src', 'virtual_dist')))
 
-        def rows(pieces, values):
-            # (position of the target, source, value) of every edge, sorted
-            # by position; pieces: per level, [2, E_l] (source, local
-            # target).
-            position = torch.cat([empty] + [
-                index[1] + int(start) for index, start in zip(
-                    pieces, level_ptr[:-1].tolist())])
-            source = torch.cat([empty] + [index[0] for index in pieces])
-            order = torch.argsort(position, stable=True)
-            ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
-            torch.cumsum(torch.bincount(position, minlength=num_nodes), 0,
-                         out=ptr[1:])
-            value = None if values is None else torch.cat(
-                [empty] + values)[order]
-            return ptr, source[order], value
 
-        real_ptr, real_src, _ = rows(
-            [lvl.edge_index for lvl in sweep.levels], None)
-        virtual_ptr, virtual_src, virtual_dist = rows(
-            [lvl.virtual_edge_index for lvl in sweep.levels],
-            [lvl.virtual_edge_dist for lvl in sweep.levels])
-        return cls(node_order, level_ptr.to(device), real_ptr, real_src,
-                   virtual_ptr, virtual_src, virtual_dist)
+class Sweep:
+    r"""One sweep (forward or backward) split into topological levels.
+
+    Attributes:
+        level (LongTensor): Level of every node. Shape :math:`[N]`.
+        levels (List[SweepLevel]): The levels in the order they are
+            processed (built on first use from :meth:`compressed`).
+    """
+    def __init__(self, level: Tensor, compressed: CompressedSweep):
+        self.level = level
+        self._compressed = compressed
+        self._levels: Optional[List[SweepLevel]] = None
+
+    def __len__(self) -> int:
+        return self._compressed.level_ptr.numel() - 1
+
+    def compressed(self) -> CompressedSweep:
+        """The sweep as one node order and per-node in-edge lists, the
+        layout of the compiled sweep."""
+        return self._compressed
+
+    @property
+    def levels(self) -> List[SweepLevel]:
+        if self._levels is None:
+            self._levels = _levels_of(self._compressed)
+        return self._levels
+
+    def to(self, device: Union[str, torch.device],
+           non_blocking: bool = False) -> 'Sweep':
+        """The sweep on another device."""
+        return Sweep(self.level.to(device, non_blocking=non_blocking),
+                     self._compressed.to(device, non_blocking))
+
+
+def _levels_of(c: CompressedSweep) -> List[SweepLevel]:
+    """Per-level tensors of a compressed sweep: each level's nodes and the
+    edges into it, real ones first, targets as positions within the
+    level."""
+    device = c.node_order.device
+    level_ptr = c.level_ptr.tolist()
+    num_nodes = c.node_order.numel()
+    start_of = torch.repeat_interleave(
+        c.level_ptr[:-1], c.level_ptr[1:] - c.level_ptr[:-1]).to(device)
+
+    def local_targets(ptr):
+        position = torch.repeat_interleave(
+            torch.arange(num_nodes, device=device), ptr[1:] - ptr[:-1])
+        return position - start_of[position]
+
+    real_local = local_targets(c.real_ptr)
+    virtual_local = local_targets(c.virtual_ptr)
+    real_bounds = c.real_ptr[c.level_ptr].tolist()
+    virtual_bounds = c.virtual_ptr[c.level_ptr].tolist()
+    dtype = torch.get_default_dtype()
+    levels = []
+    for lvl in range(len(level_ptr) - 1):
+        r0, r1 = real_bounds[lvl], real_bounds[lvl + 1]
+        v0, v1 = virtual_bounds[lvl], virtual_bounds[lvl + 1]
+        msg_index = torch.cat([
+            torch.stack([c.real_src[r0:r1], real_local[r0:r1]]),
+            torch.stack([c.virtual_src[v0:v1], virtual_local[v0:v1]])], dim=1)
+        dist = c.virtual_dist[v0:v1]
+        levels.append(SweepLevel(
+            c.node_order[level_ptr[lvl]:level_ptr[lvl + 1]], msg_index,
+            r1 - r0, dist, dist.to(dtype)))
+    return levels
 
 
 def _longest_path_levels(src: Tensor, dst: Tensor, num_nodes: int) -> Tensor:
@@ -199,44 +209,35 @@ def _small_int_dtype(bound: int) -> torch.dtype:
 def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
                  vdist: Tensor, num_nodes: int) -> Sweep:
     level = _longest_path_levels(src, dst, num_nodes)
-    all_dst = torch.cat([dst, vdst])
-    key = level[all_dst]
-    if vsrc.numel() > 0 and not bool((level[vsrc] <
-                                      key[dst.numel():]).all()):
+    if vsrc.numel() > 0 and not bool((level[vsrc] < level[vdst]).all()):
         raise ValueError('a virtual edge goes against the topological order '
                          'of the data-flow edges (virtual edges must follow '
                          'directed paths)')
     num_levels = int(level.max()) + 1 if num_nodes > 0 else 0
     device = level.device
-    # Position of every node within its level (nodes sorted by level, then
-    # by id).
+    # Nodes sorted by level, then by id; `position` is where each lands.
     node_order = torch.argsort(level.to(_small_int_dtype(num_levels)),
                                stable=True)
-    counts = torch.bincount(level, minlength=num_levels)
-    ptr = torch.cumsum(counts, 0) - counts
-    local = torch.empty_like(level)
-    local[node_order] = (torch.arange(num_nodes, device=device) -
-                         ptr[level[node_order]])
-    nodes = node_order.split(counts.tolist())
-    # One sort of all edges by (level of the target, virtual or not): each
-    # level's edges are then contiguous, real ones first.
-    key = key * 2
-    key[dst.numel():] += 1
-    order = torch.argsort(key.to(_small_int_dtype(2 * num_levels)),
-                          stable=True)
-    kind_counts = torch.bincount(key, minlength=2 * num_levels).view(-1, 2)
-    msg_index = torch.stack([torch.cat([src, vsrc])[order],
-                             local[all_dst[order]]])
-    dist = torch.cat([torch.ones_like(src), vdist])[order]
-    level_counts = kind_counts.sum(1).tolist()
-    num_real = kind_counts[:, 0].tolist()
-    levels = [
-        SweepLevel(n, index, r, d[r:], f[r:]) for n, index, d, f, r in zip(
-            nodes, msg_index.split(level_counts, dim=1),
-            dist.split(level_counts),
-            dist.to(torch.get_default_dtype()).split(level_counts), num_real)
-    ]
-    return Sweep(level, levels)
+    level_ptr = torch.zeros(num_levels + 1, dtype=torch.long, device=device)
+    torch.cumsum(torch.bincount(level, minlength=num_levels), 0,
+                 out=level_ptr[1:])
+    position = torch.empty_like(level)
+    position[node_order] = torch.arange(num_nodes, device=device)
+
+    def rows(source, target, dist=None):
+        # In-edges grouped by the target's position, in edge order.
+        key = position[target]
+        order = torch.argsort(key.to(_small_int_dtype(num_nodes)),
+                              stable=True)
+        ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
+        torch.cumsum(torch.bincount(key, minlength=num_nodes), 0, out=ptr[1:])
+        return ptr, source[order], None if dist is None else dist[order]
+
+    real_ptr, real_src, _ = rows(src, dst)
+    virtual_ptr, virtual_src, virtual_dist = rows(vsrc, vdst, vdist)
+    return Sweep(level, CompressedSweep(node_order, level_ptr, real_ptr,
+                                        real_src, virtual_ptr, virtual_src,
+                                        virtual_dist))
 
 
 class SweepSchedule:

@@ -40,6 +40,15 @@ _FORMAT = 'ghnlib.GraphHyperNetwork'
 _DECODE_CHUNK = 1 << 18
 _FORMAT_VERSION = 1
 
+def _storage_users(tensor: Tensor) -> Optional[int]:
+    """How many tensors share :obj:`tensor`'s memory (views included), or
+    :obj:`None` where torch does not tell."""
+    count = getattr(torch._C, '_storage_Use_Count', None)
+    if count is None:
+        return None
+    return count(tensor.untyped_storage()._cdata)
+
+
 class GraphHyperNetwork(nn.Module):
     r"""Predicts every parameter of an architecture from its computational
     graph, GHN-2 (`"Parameter Prediction for Unseen Deep Architectures"
@@ -101,6 +110,7 @@ class GraphHyperNetwork(nn.Module):
         self.decoder = ParameterDecoder(hidden_channels + noise_dim, max_shape,
                                         num_classes, decoder_channels, rank)
         self._batch_cache = None
+        self._output_pool = None
 
     def graph_of(self, model: Union[nn.Module, ArchGraph],
                  input_shape: Sequence[int] = (1, 3, 32, 32)) -> ArchGraph:
@@ -172,6 +182,7 @@ class GraphHyperNetwork(nn.Module):
     def __getstate__(self):
         state = self.__dict__.copy()
         state['_batch_cache'] = None  # weak references do not pickle
+        state['_output_pool'] = None
         return state
 
     def node_states(self, batch: Batch,
@@ -225,13 +236,44 @@ class GraphHyperNetwork(nn.Module):
         values: List[Optional[Tensor]] = [None] * plan.num_tasks
         inference = not torch.is_grad_enabled() or not (code.requires_grad or any(
             p.requires_grad for p in self.decoder.parameters()))
-        for group in plan.weight_groups:
-            if inference:
-                self._decode_weights_inference(group, code, plan.shapes, values)
-            else:
+        if inference:
+            flat = self._output_buffer(plan.num_elements, code.dtype,
+                                       code.device)
+            for group in plan.weight_groups:
+                self._decode_weights_inference(group, code, plan.shapes,
+                                               values, flat)
+            self._decode_vectors(plan, code, values,
+                                 flat[plan.vector_offset:])
+        else:
+            for group in plan.weight_groups:
                 self._decode_weights(group, code, plan.shapes, values)
-        self._decode_vectors(plan, code, values)
+            self._decode_vectors(plan, code, values)
         return plan.assemble(values)
+
+    def _output_buffer(self, numel: int, dtype: torch.dtype,
+                       device: torch.device) -> Tensor:
+        """The flat memory of an inference prediction. On the CPU the last
+        buffer is kept and reused once none of its tensors is referenced
+        any more: a fresh buffer costs a page fault per 4 KiB on first
+        write, often more than decoding into it (CUDA's caching allocator
+        does the same by itself). :meth:`empty_cache` lets it go."""
+        pooled = self._output_pool
+        if pooled is not None:
+            buffer, users = pooled
+            if (buffer.dtype == dtype and buffer.device == device
+                    and numel <= buffer.numel() <= 2 * numel
+                    and _storage_users(buffer) == users):
+                return buffer[:numel]
+        buffer = torch.empty(numel, dtype=dtype, device=device)
+        users = _storage_users(buffer)
+        self._output_pool = (buffer, users) if (
+            device.type == 'cpu' and users is not None) else None
+        return buffer
+
+    def empty_cache(self) -> None:
+        """Frees the output memory kept for reuse by inference predictions
+        (see :meth:`predict`)."""
+        self._output_pool = None
 
     def _scales(self, group: WeightGroup, sq_norm: Tensor) -> Tensor:
         # Unit RMS before the sqrt(beta / fan_in) factor: the weights then
@@ -252,21 +294,24 @@ class GraphHyperNetwork(nn.Module):
 
     def _decode_weights_inference(self, group: WeightGroup, code: Tensor,
                                   shapes: List[Tuple[int, ...]],
-                                  values: List[Optional[Tensor]]) -> None:
+                                  values: List[Optional[Tensor]],
+                                  flat: Tensor) -> None:
         # The same values as _decode_weights, without an autograd graph: the
         # per-tensor factor goes into U, so that the decoder's product writes
-        # the final weights of every untiled member straight into its result
-        # (one pass over the output instead of three), in chunks whose
-        # V ⊗ K stays in cache; only tiled members go through tile_normalize.
+        # the final weights of every untiled member straight into the flat
+        # output (one pass over it instead of three), in chunks whose V ⊗ K
+        # stays in cache; tiled members are decoded at crop size and fitted
+        # into place by tile_normalize.
         u, v, k, sq_norm = self.decoder.factors(
             code.index_select(0, group.index), group.crop, group.classifier)
         factor = self._scales(group, sq_norm) / math.sqrt(self.decoder.rank)
         u = u * factor.view(-1, 1, 1)
         o, i, a, b = group.crop
         chunk = max(1, _DECODE_CHUNK // (self.decoder.rank * i * a * b))
+        offsets = group.offsets
         for start, end, shape in group.runs:
-            block = torch.empty(end - start, o, i * a * b, dtype=u.dtype,
-                                device=u.device)
+            block = flat[offsets[start]:offsets[end]].view(end - start, o,
+                                                           i * a * b)
             for first in range(start, end, chunk):
                 last = min(end, first + chunk)
                 torch.bmm(u[first:last],
@@ -280,19 +325,27 @@ class GraphHyperNetwork(nn.Module):
             block = torch.bmm(u[first:], self.decoder.outer(v[first:], k[first:]))
             fitted = tile_normalize(block.view(-1, o, i, a, b),
                                     group.views[first:],
-                                    torch.ones_like(factor[first:]))
+                                    torch.ones_like(factor[first:]),
+                                    out=flat[offsets[first]:offsets[-1]])
             for task, value in zip(group.tasks[first:], fitted):
-                values[task] = value.reshape(shapes[task])
+                values[task] = value.view(shapes[task])
 
     def _decode_vectors(self, plan: BatchPlan, code: Tensor,
-                        values: List[Optional[Tensor]]) -> None:
+                        values: List[Optional[Tensor]],
+                        out: Optional[Tensor] = None) -> None:
         if not plan.vector_tasks:
             return
         pairs = torch.tanh(self.decoder.vector_pair(
             code.index_select(0, plan.vector_index)))
-        flat = pairs.reshape(-1).index_select(0, plan.vector_source)
-        flat = flat * plan.vector_scale.to(flat.dtype) + \
-            plan.vector_shift.to(flat.dtype)
+        scale = plan.vector_scale.to(pairs.dtype)
+        shift = plan.vector_shift.to(pairs.dtype)
+        if out is None:
+            flat = pairs.reshape(-1).index_select(0, plan.vector_source)
+            flat = flat * scale + shift
+        else:
+            flat = torch.index_select(pairs.reshape(-1), 0, plan.vector_source,
+                                      out=out)
+            flat.mul_(scale).add_(shift)
         for k, value in zip(plan.vector_tasks,
                             flat.split(plan.vector_sizes)):
             values[k] = value if value.dim() == len(plan.shapes[k]) else \

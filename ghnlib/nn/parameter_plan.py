@@ -1,6 +1,7 @@
 r"""How a GHN predicts each parameter of a graph (:func:`plan_parameters`),
 and the decoding layout of a batch of graphs (:class:`BatchPlan`), built
 once per batch and reused by every call on it."""
+import itertools
 import math
 from typing import Dict, List, Sequence, Tuple
 
@@ -152,9 +153,11 @@ class WeightGroup:
         num_untiled (int): Members before the tiled ones.
         views (List[Tuple[int, int, int, int]]): Four-dimensional target of
             every member.
+        offsets (List[int]): Where each member starts in the flat output of
+            an inference call, then where the group ends.
     """
     __slots__ = ('crop', 'classifier', 'tasks', 'index', 'scale', 'runs',
-                 'num_untiled', 'views')
+                 'num_untiled', 'views', 'offsets')
 
 
 class BatchPlan:
@@ -197,6 +200,15 @@ class BatchPlan:
         rows = rows.tolist()
         self.weight_groups = self._weight_groups(tasks, rows, device)
         self._vector_layout(tasks, rows, int(max_shape[0]), device)
+        # The flat output of an inference call: the weight groups one after
+        # the other, then the vectors.
+        offset = 0
+        for group in self.weight_groups:
+            group.offsets = list(itertools.accumulate(
+                (math.prod(view) for view in group.views), initial=offset))
+            offset = group.offsets[-1]
+        self.vector_offset = offset
+        self.num_elements = offset + sum(self.vector_sizes)
 
     @staticmethod
     def _weight_groups(tasks, rows, device) -> List[WeightGroup]:

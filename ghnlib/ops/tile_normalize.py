@@ -84,7 +84,8 @@ _EXTENSION_DTYPES = (torch.float32, torch.float64, torch.float16,
 
 
 def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
-                   shift: Tensor = None) -> List[Tensor]:
+                   shift: Tensor = None, *, out: Tensor = None
+                   ) -> List[Tensor]:
     r"""The same as :func:`tile_normalize_reference`, batched: one call of
     the compiled op ``torch.ops.ghnlib.tile_normalize`` where the extension
     :obj:`ghnlib._C` serves the device (see :func:`~ghnlib.ops.backend`),
@@ -94,7 +95,12 @@ def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
     backward is one gather per source element). The dtype is that of
     :obj:`src`, :obj:`scale` and :obj:`shift` promoted together.
 
-    Args and returns as :func:`tile_normalize_reference`.
+    Args and returns as :func:`tile_normalize_reference`, and:
+
+    Args:
+        out (Tensor, optional): A contiguous 1-D tensor of the results'
+            total size and dtype to write into (without gradient); the
+            results are then views of it. (default: :obj:`None`)
     """
     targets = _checked_targets(src, shapes, scale, shift)
     dtype = src.dtype if shift is None else torch.promote_types(
@@ -102,17 +108,33 @@ def tile_normalize(src: Tensor, shapes: Sequence[Sequence[int]], scale: Tensor,
     dtype = torch.promote_types(dtype, scale.dtype)
     if targets.size(0) == 0:
         return []
+    if out is not None:
+        total = int(targets.prod(1).sum())
+        if (out.shape != (total, ) or not out.is_contiguous()
+                or out.dtype != dtype or out.device != src.device):
+            raise ValueError(
+                f'tile_normalize: out must be a contiguous 1-D {dtype} tensor '
+                f'of {total} elements on {src.device}, got '
+                f'{tuple(out.shape)} {out.dtype} on {out.device}.')
     if dtype in _EXTENSION_DTYPES and backend(src.device) == 'extension':
         # Host tensors: the op reads the layout without a device
         # synchronisation.
         offsets = torch.zeros(targets.size(0) + 1, dtype=torch.long)
         torch.cumsum(targets.prod(1), 0, out=offsets[1:])
-        flat = torch.ops.ghnlib.tile_normalize(
-            src.to(dtype), targets, offsets, scale.to(dtype),
-            None if shift is None else shift.to(dtype))
+        args = (src.to(dtype), targets, offsets, scale.to(dtype),
+                None if shift is None else shift.to(dtype))
+        if out is None:
+            flat = torch.ops.ghnlib.tile_normalize(*args)
+        else:
+            flat = torch.ops.ghnlib.tile_normalize.out(*args, out=out)
         return torch.ops.ghnlib.unflatten_views(flat, targets)
-    return _tile_normalize_grouped(
+    fitted = _tile_normalize_grouped(
         src, [tuple(target) for target in targets.tolist()], scale, shift)
+    if out is None:
+        return fitted
+    torch.cat([y.reshape(-1) for y in fitted], out=out)
+    return [view.view(y.shape) for view, y in zip(
+        out.split([y.numel() for y in fitted]), fitted)]
 
 
 def _checked_targets(src: Tensor, shapes: Sequence[Sequence[int]],

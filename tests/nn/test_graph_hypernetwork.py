@@ -98,6 +98,35 @@ def test_inference_decoding_equals_the_differentiable_one():
                                        rtol=1e-5, atol=1e-6)
 
 
+def test_inference_reuses_its_output_memory_only_once_released():
+    ghn = small_ghn(noise_dim=2)
+    graph = ghn.graph_of(get_model('resnet20'))
+
+    def address(prediction):
+        return prediction['conv1.weight'].untyped_storage().data_ptr()
+
+    with torch.no_grad():
+        first = ghn.predict([graph], torch.ones(2))[0]
+        kept = {name: value.clone() for name, value in first.items()}
+        held = ghn.predict([graph], -torch.ones(2))[0]
+        # The first results are still referenced: new memory, old values
+        # intact.
+        assert address(held) != address(first)
+        for name, value in first.items():
+            assert torch.equal(value, kept[name])
+        old_address = address(held)
+        del first, held
+        again = ghn.predict([graph], torch.ones(2))[0]
+        # Everything released: the same memory serves the next call, with
+        # the right values.
+        assert address(again) == old_address
+        for name, value in again.items():
+            assert torch.equal(value, kept[name])
+        del again
+        ghn.empty_cache()
+        assert ghn._output_pool is None
+
+
 def test_vectors_are_sliced_or_tiled_and_mapped_to_their_range():
     ghn = small_ghn(max_shape=(8, 8, 3, 3))
     with torch.no_grad():

@@ -394,3 +394,42 @@ def test_compiled_op_refuses_double_backward():
                                        create_graph=True)
     with pytest.raises(RuntimeError, match='not implemented'):
         grad_src.sum().backward()
+
+
+@pytest.mark.parametrize('extension', ['0', '1'])
+@pytest.mark.parametrize('device', DEVICES)
+def test_tile_normalize_writes_into_a_given_buffer(device, extension,
+                                                   monkeypatch):
+    monkeypatch.setenv('GHNLIB_DISABLE_EXTENSION', extension)
+    src, targets, scale, shift = mixed_batch(torch.float32, device)
+    expected = tile_normalize(src, targets, scale, shift)
+    total = sum(math.prod(t) for t in targets)
+    buffer = torch.full((total + 5, ), float('nan'), device=device)
+    fitted = tile_normalize(src, targets, scale, shift,
+                            out=buffer[5:])
+    assert [tuple(y.shape) for y in fitted] == targets
+    for y, e in zip(fitted, expected):
+        assert torch.equal(y, e)
+        assert y.untyped_storage().data_ptr() == buffer.untyped_storage(
+        ).data_ptr()
+    assert torch.isnan(buffer[:5]).all() and not torch.isnan(buffer[5:]).any()
+    for bad in (buffer[4:], buffer[5:].double(), buffer[5:].view(1, -1)):
+        with pytest.raises(ValueError, match='out must be a contiguous 1-D'):
+            tile_normalize(src, targets, scale, shift, out=bad)
+
+
+def test_compiled_out_variant_refuses_a_wrong_buffer():
+    ops = compiled_ops()
+    src, scale = torch.randn(2, 3, 2, 3, 3), torch.ones(2)
+    shapes = torch.tensor([[2, 1, 1, 1], [1, 4, 2, 2]])
+    offsets = torch.tensor([0, 2, 18])
+    out = torch.empty(18)
+    assert ops.tile_normalize.out(src, shapes, offsets, scale,
+                                  out=out) is out
+    torch.testing.assert_close(out, ops.tile_normalize(src, shapes, offsets,
+                                                       scale))
+    for bad, message in [(torch.empty(17), 'of offsets'),
+                         (torch.empty(36)[::2], 'not contiguous'),
+                         (torch.empty(18, dtype=torch.float64), 'like src')]:
+        with pytest.raises(ValueError, match=message):
+            ops.tile_normalize.out(src, shapes, offsets, scale, out=bad)

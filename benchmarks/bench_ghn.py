@@ -64,7 +64,12 @@ def rss_mb():
 
 
 def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, unlike getrusage's ru_maxrss, starts afresh in an exec'd child.
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError('no VmHWM in /proc/self/status')
 
 
 def peak_memory(batch_size):
@@ -88,14 +93,14 @@ def peak_memory(batch_size):
 
 
 def timed(fn, repeat, keep):
-    """Median seconds of ``fn``; with ``keep`` the results of every call
-    stay referenced until all calls are done."""
-    kept = []
+    """Median seconds of ``fn``; with ``keep`` the results of each call
+    stay referenced until the next call has returned."""
+    kept = [None]
 
     def call():
         out = fn()
         if keep:
-            kept.append(out)
+            kept[0] = out
 
     return statistics.median(run_times(call, repeat, warmup=1))
 

@@ -100,7 +100,9 @@ def resnet50_blocks() -> Tuple[Call, ...]:
 
 
 def recorded_ghn_calls(graphs) -> Tuple[Call, ...]:
-    """The tile_normalize calls of one GraphHyperNetwork.predict."""
+    """The tile_normalize calls of one differentiable
+    GraphHyperNetwork.predict (the training path: every weight group goes
+    through the op; without gradients only tiled weights do)."""
     torch.manual_seed(0)
     ghn = GraphHyperNetwork(hidden_channels=32, max_shape=MAX_SHAPE,
                             num_classes=10)
@@ -112,8 +114,7 @@ def recorded_ghn_calls(graphs) -> Tuple[Call, ...]:
                       None if shift is None else shift.detach().clone()))
         return tile_normalize(src, shapes, scale, shift)
 
-    with mock.patch.object(graph_hypernetwork, 'tile_normalize', record), \
-            torch.no_grad():
+    with mock.patch.object(graph_hypernetwork, 'tile_normalize', record):
         ghn.predict(graphs)
     return tuple(calls)
 

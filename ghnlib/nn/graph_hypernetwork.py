@@ -2,6 +2,7 @@ r"""The graph hypernetwork (GHN-2) and its Noise GHN variant."""
 import json
 import math
 import os
+import threading
 import weakref
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -39,6 +40,9 @@ _FORMAT = 'ghnlib.GraphHyperNetwork'
 # Elements of V ⊗ K per decoding chunk (about 1 MB in float32).
 _DECODE_CHUNK = 1 << 18
 _FORMAT_VERSION = 1
+
+_OUTPUT_POOL_LOCK = threading.Lock()
+
 
 def _storage_users(tensor: Tensor) -> Optional[int]:
     """How many tensors share :obj:`tensor`'s memory (views included), or
@@ -257,18 +261,21 @@ class GraphHyperNetwork(nn.Module):
         any more: a fresh buffer costs a page fault per 4 KiB on first
         write, often more than decoding into it (CUDA's caching allocator
         does the same by itself). :meth:`empty_cache` lets it go."""
-        pooled = self._output_pool
-        if pooled is not None:
-            buffer, users = pooled
-            if (buffer.dtype == dtype and buffer.device == device
-                    and numel <= buffer.numel() <= 2 * numel
-                    and _storage_users(buffer) == users):
-                return buffer[:numel]
-        buffer = torch.empty(numel, dtype=dtype, device=device)
-        users = _storage_users(buffer)
-        self._output_pool = (buffer, users) if (
-            device.type == 'cpu' and users is not None) else None
-        return buffer
+        # The lock makes "nobody uses it" and "now I do" (the slice) one
+        # step for concurrent predictions.
+        with _OUTPUT_POOL_LOCK:
+            pooled = self._output_pool
+            if pooled is not None:
+                buffer, users = pooled
+                if (buffer.dtype == dtype and buffer.device == device
+                        and numel <= buffer.numel() <= 2 * numel
+                        and _storage_users(buffer) == users):
+                    return buffer[:numel]
+            buffer = torch.empty(numel, dtype=dtype, device=device)
+            users = _storage_users(buffer)
+            self._output_pool = (buffer, users) if (
+                device.type == 'cpu' and users is not None) else None
+            return buffer[:numel]
 
     def empty_cache(self) -> None:
         """Frees the output memory kept for reuse by inference predictions

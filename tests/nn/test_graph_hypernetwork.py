@@ -1,4 +1,5 @@
 import math
+import threading
 
 import pytest
 import torch
@@ -125,6 +126,32 @@ def test_inference_reuses_its_output_memory_only_once_released():
         del again
         ghn.empty_cache()
         assert ghn._output_pool is None
+
+
+def test_concurrent_inference_predictions_do_not_share_memory():
+    ghn = small_ghn(noise_dim=2)
+    graph = ghn.graph_of(get_model('resnet20'))
+    noises = [torch.full((2, ), float(n)) for n in range(6)]
+    results = [None] * len(noises)
+
+    def predict(n):
+        with torch.no_grad():
+            for _ in range(3):
+                results[n] = ghn.predict([graph], noises[n])[0]
+
+    threads = [threading.Thread(target=predict, args=(n, ))
+               for n in range(len(noises))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with torch.no_grad():
+        for noise, result in zip(noises, results):
+            expected = ghn.predict([graph], noise)[0]
+            for name, value in expected.items():
+                # Another call's weights would differ by far more.
+                torch.testing.assert_close(result[name], value, rtol=1e-6,
+                                           atol=1e-7)
 
 
 def test_vectors_are_sliced_or_tiled_and_mapped_to_their_range():

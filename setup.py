@@ -48,14 +48,16 @@ def extension_build():
             f'(CUDA_HOME is {CUDA_HOME}); install them or unset '
             f'GHNLIB_FORCE_CUDA to build the C++-only extension.')
     with_cuda = cuda_possible and not force_cpu
-    sources = sorted(glob.glob('csrc/*.cpp')) + sorted(glob.glob('csrc/cpu/*.cpp'))
+    sources = (sorted(glob.glob('csrc/*.cpp'))
+               + sorted(glob.glob('csrc/cpu/*.cpp')))
     # torch >= 2.10 headers use C++20; -ffp-contract=off keeps a * x + b two
     # roundings, as in the pure-PyTorch reference. at::parallel_for is a
     # header template that only runs threads when the extension itself is
     # compiled with OpenMP (as torch's CPU builds are on Linux).
     cxx_flags = ['-O3', '-g0', '-std=c++20', '-ffp-contract=off']
     link_flags = []
-    if sys.platform.startswith('linux') and torch.backends.openmp.is_available():
+    if (sys.platform.startswith('linux')
+            and torch.backends.openmp.is_available()):
         cxx_flags.append('-fopenmp')
         link_flags.append('-fopenmp')
     if with_cuda:

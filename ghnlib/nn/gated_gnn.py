@@ -11,7 +11,8 @@ from torch_geometric.nn import MessagePassing
 
 from ghnlib.ops.gated_gnn_sweep import gated_gnn_sweep, sweep_kernel_applies
 
-__all__ = ['GatedGNN', 'SweepSchedule', 'SweepLevel', 'Sweep', 'CompressedSweep',
+__all__ = ['GatedGNN', 'SweepSchedule', 'SweepLevel', 'Sweep',
+           'CompressedSweep',
            'reference_gated_gnn', 'reference_adjacency']
 
 
@@ -376,7 +377,9 @@ class GatedGNN(MessagePassing):
     once, which gives the same result as the node-by-node order
     (:func:`reference_gated_gnn`). Both sweeps share the two MLPs
     (:math:`\mathrm{Linear} \to \mathrm{ReLU} \to \mathrm{Linear}`) and
-    the GRU cell.
+    the GRU cell. Where no gradient is needed, on the CPU with the extension
+    built, each sweep runs as one compiled op instead
+    (:func:`ghnlib.ops.gated_gnn_sweep`, see :meth:`uses_compiled_sweep`).
 
     Args:
         hidden_channels (int, optional): Size :math:`H` of the node states.

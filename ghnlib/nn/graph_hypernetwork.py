@@ -224,7 +224,11 @@ class GraphHyperNetwork(nn.Module):
 
         Returns:
             One ``{parameter name: tensor}`` dict per architecture,
-            differentiable w.r.t. the GHN's parameters.
+            differentiable w.r.t. the GHN's parameters. Without gradients
+            (e.g. under :func:`torch.no_grad`) the tensors are views of one
+            flat buffer, which the next such call on the CPU reuses once
+            none of them is referenced any more (:meth:`empty_cache` frees
+            it); held tensors are never overwritten.
         """
         if isinstance(models, (nn.Module, ArchGraph)):
             models = [models]
@@ -238,8 +242,9 @@ class GraphHyperNetwork(nn.Module):
         z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
         code = self.decoder.embed(z.index_select(0, plan.owners))
         values: List[Optional[Tensor]] = [None] * plan.num_tasks
-        inference = not torch.is_grad_enabled() or not (code.requires_grad or any(
-            p.requires_grad for p in self.decoder.parameters()))
+        inference = not torch.is_grad_enabled() or not (
+            code.requires_grad
+            or any(p.requires_grad for p in self.decoder.parameters()))
         if inference:
             flat = self._output_buffer(plan.num_elements, code.dtype,
                                        code.device)
@@ -329,7 +334,8 @@ class GraphHyperNetwork(nn.Module):
                 values[task] = value
         first = group.num_untiled
         if first < len(group.tasks):
-            block = torch.bmm(u[first:], self.decoder.outer(v[first:], k[first:]))
+            block = torch.bmm(u[first:],
+                              self.decoder.outer(v[first:], k[first:]))
             fitted = tile_normalize(block.view(-1, o, i, a, b),
                                     group.views[first:],
                                     torch.ones_like(factor[first:]),

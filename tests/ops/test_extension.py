@@ -119,3 +119,47 @@ def test_ghn_predicts_the_same_on_both_backends(max_shape, dtype, monkeypatch):
         if c is not None:
             torch.testing.assert_close(
                 c, r, rtol=0, atol=tolerance * max(1.0, float(r.abs().max())))
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_ghn_inference_is_the_same_on_both_backends(dtype, monkeypatch):
+    # Without gradients the extension runs the sweeps and fits tiled
+    # weights into the output buffer (tile_normalize.out); without it,
+    # PyTorch's level sweeps and the grouped fitting do.
+    torch.manual_seed(0)
+    ghn = GraphHyperNetwork(hidden_channels=16, decoder_channels=32, rank=4,
+                            max_shape=(16, 8, 3, 3)).to(dtype)
+    graphs = [ghn.graph_of(get_model(name)) for name in ('resnet20',
+                                                         'resnet32')]
+    with torch.no_grad():
+        assert ghn.gnn.uses_compiled_sweep(
+            torch.zeros(1, 16, dtype=dtype))
+        compiled = ghn.predict(graphs)
+        monkeypatch.setenv('GHNLIB_DISABLE_EXTENSION', '1')
+        assert not ghn.gnn.uses_compiled_sweep(
+            torch.zeros(1, 16, dtype=dtype))
+        reference = ghn.predict(graphs)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    for c, r in zip(compiled, reference):
+        assert c.keys() == r.keys()
+        for name in c:
+            torch.testing.assert_close(c[name], r[name], rtol=tolerance,
+                                       atol=tolerance)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason='needs a CUDA device')
+@pytest.mark.parametrize('grad', [False, True])
+def test_ghn_on_cuda_predicts_what_it_predicts_on_the_cpu(grad):
+    torch.manual_seed(0)
+    ghn = GraphHyperNetwork(hidden_channels=16, decoder_channels=32, rank=4,
+                            max_shape=(16, 8, 3, 3), noise_dim=2)
+    graph = ghn.graph_of(get_model('resnet20'))
+    noise = torch.randn(2)
+    with torch.set_grad_enabled(grad):
+        on_cpu = ghn.predict([graph], noise)[0]
+        on_cuda = ghn.to('cuda').predict([graph], noise)[0]
+    for name, value in on_cpu.items():
+        assert on_cuda[name].is_cuda and on_cuda[name].requires_grad == grad
+        torch.testing.assert_close(on_cuda[name].cpu(), value, rtol=1e-4,
+                                   atol=1e-5)

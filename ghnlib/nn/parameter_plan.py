@@ -226,9 +226,9 @@ class BatchPlan:
             group.tasks = untiled + tiled
             group.index = torch.tensor([rows[k] for k in group.tasks],
                                        device=device)
+            # float64, cast to the GHN's dtype when used.
             group.scale = torch.tensor([tasks[k].scale for k in group.tasks],
-                                       dtype=torch.get_default_dtype(),
-                                       device=device)
+                                       dtype=torch.float64, device=device)
             group.runs = []
             for position, k in enumerate(untiled):
                 shape = tasks[k].shape
@@ -258,7 +258,7 @@ class BatchPlan:
         # Flat position in the [members, 2, O] decoded pairs.
         self.vector_source = (member * 2 * width + slots[member] * width +
                               position % width).to(device)
-        dtype = torch.get_default_dtype()
+        dtype = torch.float64  # cast to the GHN's dtype when used
         self.vector_scale = torch.tensor(
             [tasks[k].scale for k in ids], dtype=dtype)[member].to(device)
         self.vector_shift = torch.tensor(

@@ -235,12 +235,7 @@ class GraphHyperNetwork(nn.Module):
         graphs = [self.graph_of(m, input_shape) for m in models]
         if not graphs:
             return []
-        batch, schedule, plan = self._prepared(graphs)
-        device = self.encoder.op_embedding.weight.device
-        h = self.node_states(batch, schedule)
-        xi = self._noise(noise, generator, batch, per_node_noise, device)
-        z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
-        code = self.decoder.embed(z.index_select(0, plan.owners))
+        plan, code = self._codes(graphs, noise, generator, per_node_noise)
         values: List[Optional[Tensor]] = [None] * plan.num_tasks
         inference = not torch.is_grad_enabled() or not (
             code.requires_grad
@@ -248,16 +243,32 @@ class GraphHyperNetwork(nn.Module):
         if inference:
             flat = self._output_buffer(plan.num_elements, code.dtype,
                                        code.device)
-            for group in plan.weight_groups:
-                self._decode_weights_inference(group, code, plan.shapes,
-                                               values, flat)
-            self._decode_vectors(plan, code, values,
-                                 flat[plan.vector_offset:])
+            self._decode_inference(plan, code, values, flat)
         else:
             for group in plan.weight_groups:
                 self._decode_weights(group, code, plan.shapes, values)
             self._decode_vectors(plan, code, values)
         return plan.assemble(values)
+
+    def _decode_inference(self, plan: BatchPlan, code: Tensor,
+                          values: List[Optional[Tensor]], flat: Tensor
+                          ) -> None:
+        for group in plan.weight_groups:
+            self._decode_weights_inference(group, code, plan.shapes, values,
+                                           flat)
+        self._decode_vectors(plan, code, values, flat[plan.vector_offset:])
+
+    def _codes(self, graphs: Sequence[ArchGraph], noise: Optional[Tensor],
+               generator: Optional[torch.Generator], per_node_noise: bool
+               ) -> Tuple[BatchPlan, Tensor]:
+        """The batch's decoding plan and the decoder code of every node
+        owning parameters."""
+        batch, schedule, plan = self._prepared(graphs)
+        device = self.encoder.op_embedding.weight.device
+        h = self.node_states(batch, schedule)
+        xi = self._noise(noise, generator, batch, per_node_noise, device)
+        z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
+        return plan, self.decoder.embed(z.index_select(0, plan.owners))
 
     def _output_buffer(self, numel: int, dtype: torch.dtype,
                        device: torch.device) -> Tensor:
@@ -304,6 +315,34 @@ class GraphHyperNetwork(nn.Module):
         for k, value in zip(group.tasks, fitted):
             values[k] = value.reshape(shapes[k])
 
+    def _scaled_factors(self, group: WeightGroup, code: Tensor
+                        ) -> Tuple[Tensor, Tensor, Tensor]:
+        """U, V and K of the group's weights, with each weight's final
+        scale folded into U: U (V ⊗ K) is the fitted weight's crop."""
+        u, v, k, sq_norm = self.decoder.factors(
+            code.index_select(0, group.index), group.crop, group.classifier)
+        factor = self._scales(group, sq_norm) / math.sqrt(self.decoder.rank)
+        return u * factor.view(-1, 1, 1), v, k
+
+    def _decode_weights_into(self, group: WeightGroup, code: Tensor,
+                             destinations: List[Tensor]) -> None:
+        # One architecture: each weight is decoded straight into its
+        # destination (a model's parameter), one product per weight.
+        u, v, k = self._scaled_factors(group, code)
+        o, i, a, b = group.crop
+        for member, task in enumerate(group.tasks):
+            product = self.decoder.outer(v[member:member + 1],
+                                         k[member:member + 1])
+            destination = destinations[task]
+            if member < group.num_untiled:
+                torch.bmm(u[member:member + 1], product,
+                          out=destination.view(1, o, i * a * b))
+            else:
+                block = torch.bmm(u[member:member + 1], product)
+                tile_normalize(block.view(1, o, i, a, b),
+                               [group.views[member]], u.new_ones(1),
+                               out=destination.view(-1))
+
     def _decode_weights_inference(self, group: WeightGroup, code: Tensor,
                                   shapes: List[Tuple[int, ...]],
                                   values: List[Optional[Tensor]],
@@ -314,10 +353,7 @@ class GraphHyperNetwork(nn.Module):
         # output (one pass over it instead of three), in chunks whose V ⊗ K
         # stays in cache; tiled members are decoded at crop size and fitted
         # into place by tile_normalize.
-        u, v, k, sq_norm = self.decoder.factors(
-            code.index_select(0, group.index), group.crop, group.classifier)
-        factor = self._scales(group, sq_norm) / math.sqrt(self.decoder.rank)
-        u = u * factor.view(-1, 1, 1)
+        u, v, k = self._scaled_factors(group, code)
         o, i, a, b = group.crop
         chunk = max(1, _DECODE_CHUNK // (self.decoder.rank * i * a * b))
         offsets = group.offsets
@@ -338,7 +374,7 @@ class GraphHyperNetwork(nn.Module):
                               self.decoder.outer(v[first:], k[first:]))
             fitted = tile_normalize(block.view(-1, o, i, a, b),
                                     group.views[first:],
-                                    torch.ones_like(factor[first:]),
+                                    u.new_ones(len(group.tasks) - first),
                                     out=flat[offsets[first]:offsets[-1]])
             for task, value in zip(group.tasks[first:], fitted):
                 values[task] = value.view(shapes[task])
@@ -370,7 +406,11 @@ class GraphHyperNetwork(nn.Module):
               graph: Optional[ArchGraph] = None,
               input_shape: Sequence[int] = (1, 3, 32, 32)) -> nn.Module:
         """Writes predicted parameters into :obj:`model` (batch-norm running
-        statistics are reset) and returns it.
+        statistics are reset) and returns it. The weights are decoded
+        straight into the model's parameters where they are contiguous and
+        of the GHN's dtype and device (else through one temporary buffer);
+        a graph that does not fit the model is refused before anything is
+        written.
 
         Args:
             model (nn.Module): The model to initialise.
@@ -381,15 +421,34 @@ class GraphHyperNetwork(nn.Module):
                 converting :obj:`model`. (default: :obj:`(1, 3, 32, 32)`)
         """
         graph = graph if graph is not None else self.graph_of(model, input_shape)
-        predicted = self.predict([graph], noise, generator)[0]
+        plan, code = self._codes([graph], noise, generator, False)
         params = dict(model.named_parameters())
-        missing = set(predicted) - set(params)
+        missing = sorted(set(plan.names) - set(params))
         if missing:
             raise GhnlibError(f'the graph does not belong to this model: it '
-                              f'has parameters {sorted(missing)[:3]} the model '
-                              'lacks')
-        for name, value in predicted.items():
-            params[name].copy_(value.to(params[name].dtype))
+                              f'has parameters {missing[:3]} the model lacks')
+        destinations = [params[name] for name in plan.names]
+        for name, shape, param in zip(plan.names, plan.shapes, destinations):
+            if tuple(param.shape) != shape:
+                raise GhnlibError(
+                    f'the graph does not belong to this model: its '
+                    f'parameter {name!r} has shape {shape}, the model\'s '
+                    f'{tuple(param.shape)}')
+        values: List[Optional[Tensor]] = [None] * plan.num_tasks
+        if all(p.is_contiguous() and p.dtype == code.dtype
+               and p.device == code.device for p in destinations):
+            # Decoded straight into the parameters: no second copy of the
+            # model's weights, nothing kept afterwards.
+            for group in plan.weight_groups:
+                self._decode_weights_into(group, code, destinations)
+            self._decode_vectors(plan, code, values)
+            for k in plan.vector_tasks:
+                destinations[k].copy_(values[k])
+        else:
+            self._decode_inference(plan, code, values, torch.empty(
+                plan.num_elements, dtype=code.dtype, device=code.device))
+            for param, value in zip(destinations, values):
+                param.copy_(value)
         for module in model.modules():
             if hasattr(module, 'reset_running_stats'):
                 module.reset_running_stats()

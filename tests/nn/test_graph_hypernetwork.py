@@ -237,6 +237,51 @@ def test_init_writes_weights_and_resets_statistics():
     assert torch.isfinite(out).all()
 
 
+def test_init_decodes_into_the_parameters_in_place():
+    # max_shape (8, 8, 3, 3): most ResNet-20 weights are tiled.
+    ghn = small_ghn(noise_dim=2, max_shape=(8, 8, 3, 3))
+    model = get_model('resnet20')
+    addresses = {name: p.data_ptr() for name, p in model.named_parameters()}
+    noise = torch.randn(2)
+    ghn.init_(model, noise)
+    expected = ghn.predict([model], noise)[0]
+    for name, param in model.named_parameters():
+        assert param.data_ptr() == addresses[name]
+        torch.testing.assert_close(param, expected[name].detach(), rtol=1e-5,
+                                   atol=1e-6)
+    # Nothing of the model's size is kept by the GHN.
+    assert ghn._output_pool is None
+
+
+def test_init_of_parameters_it_cannot_write_into_directly():
+    ghn = small_ghn(noise_dim=2, max_shape=(8, 8, 3, 3))
+    model = get_model('resnet20').double()
+    # A non-contiguous parameter as well as another dtype than the GHN's.
+    weight = model.fc.weight
+    model.fc.weight = nn.Parameter(weight.detach().t().contiguous().t())
+    assert not model.fc.weight.is_contiguous()
+    noise = torch.randn(2)
+    ghn.init_(model, noise)
+    expected = ghn.predict([model], noise)[0]
+    for name, param in model.named_parameters():
+        assert param.dtype == torch.float64
+        torch.testing.assert_close(param.float(), expected[name].detach(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_init_refuses_a_foreign_graph_before_writing_anything():
+    ghn = small_ghn()
+    graph = ghn.graph_of(get_model('resnet20'))
+    model = get_model('resnet20', num_classes=7)
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    with pytest.raises(GhnlibError, match="'fc.weight' has shape"):
+        ghn.init_(model, graph=graph)
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name])
+    with pytest.raises(GhnlibError, match='the model lacks'):
+        ghn.init_(get_model('small_cnn'), graph=graph)
+
+
 def test_save_and_load(tmp_path):
     ghn = small_ghn(noise_dim=2, max_shape=(32, 32, 5, 5))
     path = tmp_path / 'ghn.safetensors'

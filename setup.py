@@ -23,6 +23,30 @@ def _env_flag(name: str) -> bool:
                                                             'no', 'off')
 
 
+def _compiler_has_openmp() -> bool:
+    """Whether the default C++ compiler builds and links an OpenMP
+    program."""
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    compiler = (os.environ.get('CXX')
+                or sysconfig.get_config_var('CXX') or 'c++').split()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, 'omp.cpp')
+        with open(source, 'w') as f:
+            f.write('#include <omp.h>\nint main() { return '
+                    'omp_get_max_threads() > 0 ? 0 : 1; }\n')
+        try:
+            result = subprocess.run(
+                compiler + ['-fopenmp', source, '-o',
+                            os.path.join(tmp, 'omp')],
+                capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return result.returncode == 0
+
+
 def extension_build():
     """``(ext_modules, cmdclass)`` for ``ghnlib._C``."""
     try:
@@ -58,8 +82,13 @@ def extension_build():
     link_flags = []
     if (sys.platform.startswith('linux')
             and torch.backends.openmp.is_available()):
-        cxx_flags.append('-fopenmp')
-        link_flags.append('-fopenmp')
+        if _compiler_has_openmp():
+            cxx_flags.append('-fopenmp')
+            link_flags.append('-fopenmp')
+        else:
+            print('ghnlib: the C++ compiler cannot build OpenMP code (no '
+                  'omp.h or libgomp?), so the extension\'s kernels will run '
+                  'on one thread')
     if with_cuda:
         extension = CUDAExtension(
             'ghnlib._C', sources + sorted(glob.glob('csrc/cuda/*.cu')),

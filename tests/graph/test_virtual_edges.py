@@ -5,14 +5,11 @@ import pytest
 import torch
 
 from ghnlib.graph import virtual_edges
+from random_graphs import random_dag_edges
 
 
 def random_dag(num_nodes, num_edges, seed):
-    generator = torch.Generator().manual_seed(seed)
-    src = torch.randint(0, num_nodes - 1, (num_edges, ), generator=generator)
-    span = torch.randint(1, 6, (num_edges, ), generator=generator)
-    dst = torch.minimum(src + span, torch.tensor(num_nodes - 1))
-    return torch.unique(torch.stack([src, dst]), dim=1)
+    return random_dag_edges(num_nodes, num_edges, seed, max_span=6)
 
 
 @pytest.mark.parametrize('seed', range(4))

@@ -2,27 +2,15 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from ghnlib.graph import to_graph, virtual_edges
+from ghnlib.graph import to_graph
 from ghnlib.graph.arch_graph import ArchGraph
 from ghnlib.graph.draw import node_levels
 from ghnlib.models import get_model
 from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
                                  reference_gated_gnn)
+from random_graphs import random_dag
 
 HIDDEN = 16
-
-
-def random_dag(num_nodes, num_edges, seed, cutoff=50):
-    """Edges from lower to higher ids; some nodes end up without in-edges,
-    some without out-edges and some isolated."""
-    generator = torch.Generator().manual_seed(seed)
-    src = torch.randint(0, num_nodes - 1, (num_edges, ), generator=generator)
-    span = torch.randint(1, 8, (num_edges, ), generator=generator)
-    dst = torch.minimum(src + span, torch.tensor(num_nodes - 1))
-    edge_index = torch.unique(torch.stack([src, dst]), dim=1)
-    ve_index, ve_dist = virtual_edges(edge_index, num_nodes, cutoff)
-    return ArchGraph(edge_index=edge_index, virtual_edge_index=ve_index,
-                     virtual_edge_dist=ve_dist, num_nodes=num_nodes)
 
 
 def make_gnn(dtype=torch.float32, seed=0, **kwargs):

@@ -4,23 +4,11 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from ghnlib.graph import virtual_edges
-from ghnlib.graph.arch_graph import ArchGraph
-from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency)
+from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule, reference_adjacency
 from ghnlib.ops import gated_gnn_sweep, sweep_kernel_applies
+from random_graphs import random_dag
 
 HIDDEN = 8
-
-
-def random_dag(num_nodes, num_edges, seed, cutoff=50):
-    generator = torch.Generator().manual_seed(seed)
-    src = torch.randint(0, num_nodes - 1, (num_edges, ), generator=generator)
-    span = torch.randint(1, 6, (num_edges, ), generator=generator)
-    dst = torch.minimum(src + span, torch.tensor(num_nodes - 1))
-    edge_index = torch.unique(torch.stack([src, dst]), dim=1)
-    ve_index, ve_dist = virtual_edges(edge_index, num_nodes, cutoff)
-    return ArchGraph(edge_index=edge_index, virtual_edge_index=ve_index,
-                     virtual_edge_dist=ve_dist, num_nodes=num_nodes)
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ghnlib.errors import GhnlibError
 from ghnlib.train.evaluation import calibrate_batch_norm, evaluate
 
-__all__ = ['SGDRecipe', 'TrainingHistory', 'lr_schedule', 'train_network']
+__all__ = ['SGDRecipe', 'TrainingHistory', 'lr_schedule', 'train_network',
+           'check_model_accepts']
 
 MILESTONE_UNITS = ('epoch', 'step')
 
@@ -217,6 +218,40 @@ def _cpu_state(model: nn.Module) -> Dict[str, torch.Tensor]:
             for name, value in model.state_dict().items()}
 
 
+def check_model_accepts(model: nn.Module, dataset: Dataset,
+                        device: Union[str, torch.device] = 'cpu') -> None:
+    """Runs :obj:`model` (in eval mode, without gradients) on the first
+    image of :obj:`dataset` and raises a :class:`GhnlibError` naming both
+    shapes if it does not take it, or gives no logits for every class,
+    instead of failing in the middle of training.
+
+    Raises:
+        GhnlibError: If the model does not accept the dataset's images.
+    """
+    image, _ = dataset[0]
+    num_classes = getattr(dataset, 'num_classes', None)
+    name = type(model).__name__
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            logits = model.eval()(image.unsqueeze(0).to(device))
+    except Exception as error:  # noqa: BLE001 - any failure is reported
+        raise GhnlibError(
+            f'the model ({name}) does not accept this dataset\'s images of '
+            f'shape {tuple(image.shape)} ({type(error).__name__}: {error}); '
+            f'build it for that input (e.g. in_channels / input_size), or '
+            f'convert the data to what it expects (--image-size, '
+            f'--channels)') from error
+    finally:
+        model.train(was_training)
+    if num_classes is not None and (logits.dim() != 2
+                                    or logits.size(1) != num_classes):
+        raise GhnlibError(
+            f'the model ({name}) gives outputs of shape '
+            f'{tuple(logits.shape)} for one image, but the dataset has '
+            f'{num_classes} classes: build it with num_classes={num_classes}')
+
+
 def train_network(model: nn.Module, train_set: Dataset, val_set: Dataset, *,
                   recipe: SGDRecipe = SGDRecipe(),
                   eval_every: Optional[int] = None,
@@ -299,6 +334,7 @@ def train_network(model: nn.Module, train_set: Dataset, val_set: Dataset, *,
                           'one (image, label) item')
     device = torch.device(device)
     model.to(device)
+    check_model_accepts(model, train_set, device)
 
     shuffle_generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,

@@ -11,7 +11,8 @@ from ghnlib.errors import GhnlibError
 from ghnlib.models import get_model
 from ghnlib.train.evaluation import evaluate
 from ghnlib.train.initializers import initialize
-from ghnlib.train.net_trainer import (SGDRecipe, TrainingHistory, lr_schedule,
+from ghnlib.train.net_trainer import (SGDRecipe, TrainingHistory,
+                                      check_model_accepts, lr_schedule,
                                       train_network)
 
 FAST = SGDRecipe(batch_size=64, lr=0.05)
@@ -222,3 +223,25 @@ def test_invalid_arguments(digits8):
 def test_history_defaults():
     history = TrainingHistory()
     assert history.to_dict()['best_val_accuracy'] is None
+
+
+def test_a_model_that_does_not_fit_the_data_is_refused_before_training():
+    from ghnlib.data import load_digits
+
+    train = load_digits(image_size=16, channels=3, split='train')
+    val = load_digits(image_size=16, channels=3, split='val')
+    small_cnn = get_model('small_cnn')  # 28×28, one channel by default
+    before = {k: v.clone() for k, v in small_cnn.state_dict().items()}
+    with pytest.raises(GhnlibError, match=r"SmallCNN\) does not accept this "
+                       r"dataset's images of shape \(3, 16, 16\).*--channels"):
+        train_network(small_cnn, train, val, recipe=FAST, progress=False)
+    for key, value in small_cnn.state_dict().items():
+        assert torch.equal(value, before[key])
+    assert small_cnn.training
+    with pytest.raises(GhnlibError, match='dataset has 10 classes: build it '
+                       'with num_classes=10'):
+        check_model_accepts(get_model('resnet20', num_classes=7), train)
+    # The right model passes, and stays in its mode.
+    fitting = get_model('resnet20').eval()
+    check_model_accepts(fitting, train)
+    assert not fitting.training

@@ -104,6 +104,8 @@ void sweep_kernel(scalar_t* h, scalar_t* messages, const SweepIndex& index,
                  e < index.virtual_ptr[p + 1]; ++e) {
               const scalar_t* src =
                   messages + index.virtual_src[e] * width + hidden;
+              // One division per edge rather than per entry: equal to
+              // dividing each entry up to rounding.
               const scalar_t weight = scalar_t(1) / virtual_dist[e];
               for (int64_t j = 0; j < hidden; ++j) {
                 m[j] += src[j] * weight;

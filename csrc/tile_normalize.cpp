@@ -222,6 +222,28 @@ at::Tensor tile_normalize_autograd(const at::Tensor& src,
   return TileNormalizeFunction::apply(src, shapes, offsets, scale, shift);
 }
 
+// tile_normalize for every backend: allocates the flat output and runs the
+// backend's tile_normalize.out kernel, so that each backend implements the
+// forward once.
+at::Tensor tile_normalize_allocating(const at::Tensor& src,
+                                     const at::Tensor& shapes,
+                                     const at::Tensor& offsets,
+                                     const at::Tensor& scale,
+                                     const std::optional<at::Tensor>& shift) {
+  const auto layout =
+      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
+  auto out = at::empty({layout.total}, src.options());
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("ghnlib::tile_normalize", "out")
+          .typed<at::Tensor&(const at::Tensor&, const at::Tensor&,
+                             const at::Tensor&, const at::Tensor&,
+                             const std::optional<at::Tensor>&, at::Tensor&)>();
+  // The layout goes on as host tensors: checking it again costs no device
+  // synchronisation.
+  return op.call(src, layout.shapes, layout.offsets, scale, shift, out);
+}
+
 // The results of tile_normalize as views of the flat output. One split
 // (whose backward concatenates once) rather than one slice per tensor
 // (each of whose backward would allocate the whole flat gradient); written
@@ -274,6 +296,10 @@ TORCH_LIBRARY_FRAGMENT(ghnlib, m) {
 
 TORCH_LIBRARY_IMPL(ghnlib, CompositeImplicitAutograd, m) {
   m.impl("unflatten_views", TORCH_FN(unflatten_views));
+}
+
+TORCH_LIBRARY_IMPL(ghnlib, CompositeExplicitAutograd, m) {
+  m.impl("tile_normalize", TORCH_FN(tile_normalize_allocating));
 }
 
 TORCH_LIBRARY_IMPL(ghnlib, Autograd, m) {

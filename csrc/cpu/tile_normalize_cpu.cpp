@@ -216,16 +216,21 @@ void forward_range(const scalar_t* src, const int64_t* shapes,
   }
 }
 
-void tile_normalize_cpu_into(const TileNormalizeLayout& layout,
-                             const at::Tensor& src, const at::Tensor& scale,
-                             const std::optional<at::Tensor>& shift,
-                             at::Tensor& out) {
+at::Tensor& tile_normalize_out_cpu(const at::Tensor& src,
+                                   const at::Tensor& shapes,
+                                   const at::Tensor& offsets,
+                                   const at::Tensor& scale,
+                                   const std::optional<at::Tensor>& shift,
+                                   at::Tensor& out) {
+  const auto layout =
+      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
+  check_tile_normalize_out(out, src, layout);
   const bool has_shift = shift.has_value() && shift->defined();
   const auto src_c = src.contiguous();
   const auto scale_c = scale.contiguous();
   const auto shift_c = has_shift ? shift->contiguous() : at::Tensor();
   if (layout.total == 0) {
-    return;
+    return out;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, src.scalar_type(), "tile_normalize_cpu", [&] {
@@ -252,29 +257,6 @@ void tile_normalize_cpu_into(const TileNormalizeLayout& layout,
               }
             });
       });
-}
-
-at::Tensor tile_normalize_cpu(const at::Tensor& src, const at::Tensor& shapes,
-                              const at::Tensor& offsets,
-                              const at::Tensor& scale,
-                              const std::optional<at::Tensor>& shift) {
-  const auto layout =
-      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
-  auto out = at::empty({layout.total}, src.options());
-  tile_normalize_cpu_into(layout, src, scale, shift, out);
-  return out;
-}
-
-at::Tensor& tile_normalize_out_cpu(const at::Tensor& src,
-                                   const at::Tensor& shapes,
-                                   const at::Tensor& offsets,
-                                   const at::Tensor& scale,
-                                   const std::optional<at::Tensor>& shift,
-                                   at::Tensor& out) {
-  const auto layout =
-      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
-  check_tile_normalize_out(out, src, layout);
-  tile_normalize_cpu_into(layout, src, scale, shift, out);
   return out;
 }
 
@@ -501,7 +483,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_normalize_backward_cpu(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ghnlib, CPU, m) {
-  m.impl("tile_normalize", TORCH_FN(tile_normalize_cpu));
   m.impl("tile_normalize.out", TORCH_FN(tile_normalize_out_cpu));
   m.impl("tile_normalize_backward", TORCH_FN(tile_normalize_backward_cpu));
 }

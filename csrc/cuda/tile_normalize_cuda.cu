@@ -226,17 +226,22 @@ int64_t blocks_for(int64_t work) {
   return blocks < limit ? blocks : limit;
 }
 
-void tile_normalize_cuda_into(const TileNormalizeLayout& layout,
-                              const at::Tensor& src, const at::Tensor& scale,
-                              const std::optional<at::Tensor>& shift,
-                              at::Tensor& out) {
+at::Tensor& tile_normalize_out_cuda(const at::Tensor& src,
+                                    const at::Tensor& shapes,
+                                    const at::Tensor& offsets,
+                                    const at::Tensor& scale,
+                                    const std::optional<at::Tensor>& shift,
+                                    at::Tensor& out) {
+  const auto layout =
+      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
+  check_tile_normalize_out(out, src, layout);
   const c10::cuda::CUDAGuard device_guard(src.device());
   const bool has_shift = shift.has_value() && shift->defined();
   const auto src_c = src.contiguous();
   const auto scale_c = scale.contiguous();
   const auto shift_c = has_shift ? shift->contiguous() : at::Tensor();
   if (layout.total == 0) {
-    return;
+    return out;
   }
   const auto device_layout = layout_on_device(layout, src.device());
   const int64_t* shapes_data = device_layout.const_data_ptr<int64_t>();
@@ -275,29 +280,6 @@ void tile_normalize_cuda_into(const TileNormalizeLayout& layout,
                     : launch(int64_t{}, std::false_type{});
         }
       });
-}
-
-at::Tensor tile_normalize_cuda(const at::Tensor& src, const at::Tensor& shapes,
-                               const at::Tensor& offsets,
-                               const at::Tensor& scale,
-                               const std::optional<at::Tensor>& shift) {
-  const auto layout =
-      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
-  auto out = at::empty({layout.total}, src.options());
-  tile_normalize_cuda_into(layout, src, scale, shift, out);
-  return out;
-}
-
-at::Tensor& tile_normalize_out_cuda(const at::Tensor& src,
-                                    const at::Tensor& shapes,
-                                    const at::Tensor& offsets,
-                                    const at::Tensor& scale,
-                                    const std::optional<at::Tensor>& shift,
-                                    at::Tensor& out) {
-  const auto layout =
-      check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
-  check_tile_normalize_out(out, src, layout);
-  tile_normalize_cuda_into(layout, src, scale, shift, out);
   return out;
 }
 
@@ -379,7 +361,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_normalize_backward_cuda(
 }  // namespace
 
 TORCH_LIBRARY_IMPL(ghnlib, CUDA, m) {
-  m.impl("tile_normalize", TORCH_FN(tile_normalize_cuda));
   m.impl("tile_normalize.out", TORCH_FN(tile_normalize_out_cuda));
   m.impl("tile_normalize_backward", TORCH_FN(tile_normalize_backward_cuda));
 }

@@ -16,7 +16,7 @@ from ghnlib.hyperrep.model import WeightAutoencoder
 from ghnlib.hyperrep.sampling import GaussianKDE, top_fraction_indices
 from ghnlib.hyperrep.tokenizer import WeightTokenizer
 from ghnlib.hyperrep.zoo_weights import load_zoo_weights
-from ghnlib.utils.checkpoint import atomic_write
+from ghnlib.utils.checkpoint import atomic_write, read_safetensors
 
 __all__ = ['HyperRepresentation', 'FILE']
 
@@ -539,23 +539,15 @@ class HyperRepresentation:
         r"""Reads what :meth:`save` wrote; refuses anything else (a
         corrupt, truncated or foreign file, non-finite values) and never
         returns a half-loaded object."""
-        from safetensors import safe_open
-
         path = os.path.join(os.fspath(directory), FILE)
         if not os.path.isfile(path):
             raise GhnlibError(f"no hyper-representation in '{directory}' "
                               f'(expected {FILE}); train one with '
                               '`ghnlib train-hyperrep ZOO --out DIR`')
-        try:
-            with safe_open(path, framework='pt') as reader:
-                metadata = reader.metadata() or {}
-                tensors = {k: reader.get_tensor(k) for k in reader.keys()}
-        except Exception as error:
-            raise GhnlibError(f"'{path}' is not a readable hyper-"
-                              f'representation ({type(error).__name__}: '
-                              f'{error}); train it again') from error
-        if metadata.get('format') != _FORMAT or \
-                metadata.get('format_version') != str(_FORMAT_VERSION):
+        metadata, tensors = read_safetensors(
+            path, 'hyper-representation', file_format=_FORMAT,
+            hint='; train it again')
+        if metadata.get('format_version') != str(_FORMAT_VERSION):
             raise GhnlibError(f"'{path}' is not a hyper-representation of "
                               f'format {_FORMAT_VERSION}')
         try:

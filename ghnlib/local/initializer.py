@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ghnlib.errors import GhnlibError
 from ghnlib.local.weight_dataset import build_weight_datasets, conv_layers
-from ghnlib.utils.checkpoint import atomic_write
+from ghnlib.utils.checkpoint import atomic_write, read_safetensors
 
 __all__ = ['LocalInitializer', 'InitReport', 'KINDS']
 
@@ -263,21 +263,13 @@ class LocalInitializer:
     def load(cls, directory: Union[str, os.PathLike]) -> 'LocalInitializer':
         """Reads what :meth:`save` wrote; refuses anything else and never
         half-loads."""
-        from safetensors import safe_open
-
         path = os.path.join(os.fspath(directory), FILE)
         if not os.path.isfile(path):
             raise GhnlibError(f"no local initialiser in '{directory}' (expected "
                               f"{FILE}); train one with `ghnlib train-local`")
-        try:
-            with safe_open(path, framework='pt') as reader:
-                metadata = reader.metadata() or {}
-                state = {k: reader.get_tensor(k) for k in reader.keys()}
-        except Exception as error:
-            raise GhnlibError(f"'{path}' is not a readable local initialiser "
-                              f'({type(error).__name__}: {error})') from error
-        if metadata.get('format') != _FORMAT or \
-                metadata.get('format_version') != str(_FORMAT_VERSION):
+        metadata, state = read_safetensors(path, 'local initialiser',
+                                           file_format=_FORMAT)
+        if metadata.get('format_version') != str(_FORMAT_VERSION):
             raise GhnlibError(f"'{path}' is not a local initialiser of format "
                               f'{_FORMAT_VERSION}')
         try:

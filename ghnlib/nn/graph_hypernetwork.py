@@ -18,7 +18,7 @@ from ghnlib.nn.node_encoder import NodeEncoder
 from ghnlib.nn.parameter_plan import (VECTOR_RANGES, BatchPlan, ParamTask,
                                       WeightGroup, plan_parameters)
 from ghnlib.ops import tile_normalize
-from ghnlib.utils.checkpoint import atomic_write
+from ghnlib.utils.checkpoint import atomic_write, read_safetensors
 
 __all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters',
            'list_pretrained', 'VECTOR_RANGES']
@@ -386,8 +386,7 @@ class GraphHyperNetwork(nn.Module):
             return
         pairs = torch.tanh(self.decoder.vector_pair(
             code.index_select(0, plan.vector_index)))
-        scale = plan.vector_scale.to(pairs.dtype)
-        shift = plan.vector_shift.to(pairs.dtype)
+        scale, shift = plan.vector_affine(pairs.dtype)
         if out is None:
             flat = pairs.reshape(-1).index_select(0, plan.vector_source)
             flat = flat * scale + shift
@@ -476,21 +475,8 @@ class GraphHyperNetwork(nn.Module):
              ) -> 'GraphHyperNetwork':
         """Reads a file written by :meth:`save`; refuses anything else, and
         never loads a model partially."""
-        from safetensors import safe_open
-
-        try:
-            with safe_open(os.fspath(path), framework='pt') as reader:
-                metadata = reader.metadata() or {}
-                if metadata.get('format') != _FORMAT:
-                    raise GhnlibError(f"'{path}' is a safetensors file but not "
-                                      'a GraphHyperNetwork checkpoint')
-                state = {k: reader.get_tensor(k) for k in reader.keys()}
-        except GhnlibError:
-            raise
-        except Exception as error:
-            raise GhnlibError(f"'{path}' is not a readable GraphHyperNetwork "
-                              f'checkpoint ({type(error).__name__}: '
-                              f'{error})') from error
+        metadata, state = read_safetensors(
+            path, 'GraphHyperNetwork checkpoint', file_format=_FORMAT)
         if metadata.get('format_version') != str(_FORMAT_VERSION):
             raise GhnlibError(f"'{path}' has checkpoint format "
                               f"{metadata.get('format_version')}, expected "

@@ -258,11 +258,19 @@ class BatchPlan:
         # Flat position in the [members, 2, O] decoded pairs.
         self.vector_source = (member * 2 * width + slots[member] * width +
                               position % width).to(device)
-        dtype = torch.float64  # cast to the GHN's dtype when used
-        self.vector_scale = torch.tensor(
-            [tasks[k].scale for k in ids], dtype=dtype)[member].to(device)
-        self.vector_shift = torch.tensor(
-            [tasks[k].shift for k in ids], dtype=dtype)[member].to(device)
+        # Per element, in float64; cast once per dtype by vector_affine.
+        self._vector_affine = {torch.float64: tuple(
+            torch.tensor([getattr(tasks[k], name) for k in ids],
+                         dtype=torch.float64)[member].to(device)
+            for name in ('scale', 'shift'))}
+
+    def vector_affine(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+        r"""Per vector element, :math:`a` and :math:`b` of
+        :math:`a \tanh(x) + b` in :obj:`dtype`."""
+        if dtype not in self._vector_affine:
+            self._vector_affine[dtype] = tuple(
+                t.to(dtype) for t in self._vector_affine[torch.float64])
+        return self._vector_affine[dtype]
 
     def assemble(self, values: List[Tensor]) -> List[Dict[str, Tensor]]:
         """One ``{name: tensor}`` dict per graph from the tensors of all

@@ -1,12 +1,13 @@
-r"""Atomic writes and safe reads of training checkpoints."""
+r"""Atomic writes and safe reads of training checkpoints and safetensors
+files."""
 import os
-from typing import Any, Callable, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 
 from ghnlib.errors import GhnlibError
 
-__all__ = ['atomic_write', 'save_state', 'load_state']
+__all__ = ['atomic_write', 'save_state', 'load_state', 'read_safetensors']
 
 PathLike = Union[str, os.PathLike]
 
@@ -48,3 +49,28 @@ def load_state(path: PathLike, what: str = 'training checkpoint') -> Any:
         raise GhnlibError(f"'{path}' is not a readable {what} "
                           f'({type(error).__name__}: {error}); delete it to '
                           'start over') from error
+
+
+def read_safetensors(path: PathLike, what: str, *,
+                     file_format: Optional[str] = None, hint: str = ''
+                     ) -> Tuple[Dict[str, str], Dict[str, torch.Tensor]]:
+    """The metadata and every tensor of a safetensors file (nothing pickled
+    is ever read). An unreadable file, or one whose metadata ``format`` is
+    not :obj:`file_format`, raises :class:`~ghnlib.errors.GhnlibError`
+    naming :obj:`what` was expected; :obj:`hint` is appended to the message
+    of an unreadable file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework='pt') as reader:
+            metadata = reader.metadata() or {}
+            if file_format is not None and metadata.get('format') != file_format:
+                raise GhnlibError(f"'{path}' is a safetensors file but not a "
+                                  f'{what}')
+            tensors = {k: reader.get_tensor(k) for k in reader.keys()}
+    except GhnlibError:
+        raise
+    except Exception as error:
+        raise GhnlibError(f"'{path}' is not a readable {what} "
+                          f'({type(error).__name__}: {error}){hint}') from error
+    return metadata, tensors

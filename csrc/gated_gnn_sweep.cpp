@@ -6,12 +6,14 @@
 #include "gated_gnn_sweep.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <c10/util/irange.h>
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
 
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ghnlib {
@@ -52,13 +54,45 @@ void check_pointer(const at::Tensor& ptr, const char* name,
   }
 }
 
+template <typename index_t>
 void check_in_range(const at::Tensor& index, const char* name,
                     int64_t bound) {
-  const int64_t* p = index.const_data_ptr<int64_t>();
+  const index_t* p = index.const_data_ptr<index_t>();
   for (const auto i : c10::irange(index.size(0))) {
     TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < bound, kOp, name, "[", i, "] = ",
                       p[i], " is not a node id in [0, ", bound, ").");
   }
+}
+
+// The virtual edges' sources and lengths: int32 or int64 (one dtype for
+// both), lengths of at least 1.
+void check_virtual_edges(const at::Tensor& virtual_src,
+                         const at::Tensor& virtual_dist, int64_t num_nodes) {
+  const auto dtype = virtual_src.scalar_type();
+  for (const auto& [tensor, name] :
+       {std::pair{&virtual_src, "virtual_src"},
+        std::pair{&virtual_dist, "virtual_dist"}}) {
+    TORCH_CHECK_VALUE(
+        (dtype == at::kInt || dtype == at::kLong) &&
+            tensor->scalar_type() == dtype && tensor->dim() == 1 &&
+            tensor->is_cpu() && tensor->is_contiguous(),
+        kOp, name,
+        " must be a contiguous 1-D CPU tensor, virtual_src and virtual_dist "
+        "both int32 or both int64, got ",
+        virtual_src.scalar_type(), " and ", virtual_dist.scalar_type(), " ",
+        shape_string(*tensor), ".");
+  }
+  TORCH_CHECK_VALUE(virtual_dist.size(0) == virtual_src.size(0), kOp,
+                    "virtual_dist must have one length per virtual edge (",
+                    virtual_src.size(0), "), got ", virtual_dist.size(0), ".");
+  AT_DISPATCH_INDEX_TYPES(dtype, "check_virtual_edges", [&] {
+    check_in_range<index_t>(virtual_src, "virtual_src", num_nodes);
+    const index_t* dist = virtual_dist.const_data_ptr<index_t>();
+    for (const auto e : c10::irange(virtual_dist.size(0))) {
+      TORCH_CHECK_VALUE(dist[e] >= 1, kOp, "virtual_dist[", e, "] = ",
+                        dist[e], " is not a path length (at least 1).");
+    }
+  });
 }
 
 void check_weight(const at::Tensor& tensor, const at::Tensor& h,
@@ -105,7 +139,7 @@ void check_gated_gnn_sweep_inputs(const at::Tensor& h,
       "; run other dtypes through ghnlib.nn.GatedGNN's PyTorch path.");
   const int64_t num_nodes = h.size(0), hidden = h.size(1);
   check_index(node_order, "node_order", num_nodes);
-  check_in_range(node_order, "node_order", num_nodes);
+  check_in_range<int64_t>(node_order, "node_order", num_nodes);
   std::vector<bool> seen(num_nodes, false);
   const int64_t* order = node_order.const_data_ptr<int64_t>();
   for (const auto p : c10::irange(num_nodes)) {
@@ -118,12 +152,10 @@ void check_gated_gnn_sweep_inputs(const at::Tensor& h,
   check_index(real_ptr, "real_ptr", num_nodes + 1);
   check_index(real_src, "real_src", -1);
   check_pointer(real_ptr, "real_ptr", real_src.size(0));
-  check_in_range(real_src, "real_src", num_nodes);
+  check_in_range<int64_t>(real_src, "real_src", num_nodes);
   check_index(virtual_ptr, "virtual_ptr", num_nodes + 1);
-  check_index(virtual_src, "virtual_src", -1);
+  check_virtual_edges(virtual_src, virtual_dist, num_nodes);
   check_pointer(virtual_ptr, "virtual_ptr", virtual_src.size(0));
-  check_in_range(virtual_src, "virtual_src", num_nodes);
-  check_weight(virtual_dist, h, "virtual_dist", {virtual_src.size(0)});
   check_mlp(mlp, h, "mlp");
   check_mlp(mlp_ve, h, "mlp_ve");
   TORCH_CHECK_VALUE(gru.size() == 4, kOp,

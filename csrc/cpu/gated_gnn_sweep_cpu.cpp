@@ -59,6 +59,9 @@ scalar_t sigmoid(scalar_t x) {
   return scalar_t(1) / (scalar_t(1) + std::exp(-x));
 }
 
+// Virtual edges, the bulk of the index (about 100 per node), come as int32
+// or int64: `index_t`.
+template <typename index_t>
 struct SweepIndex {
   const int64_t* order;
   const int64_t* level_ptr;
@@ -66,15 +69,16 @@ struct SweepIndex {
   const int64_t* real_ptr;
   const int64_t* real_src;
   const int64_t* virtual_ptr;
-  const int64_t* virtual_src;
+  const index_t* virtual_src;
+  const index_t* virtual_dist;
 };
 
 // Every level in turn; the nodes of a level in parallel. A node reads the
 // messages of nodes of earlier levels only and writes its own row of `h` and
 // of `messages`, so the nodes of one level never race.
-template <typename scalar_t>
-void sweep_kernel(scalar_t* h, scalar_t* messages, const SweepIndex& index,
-                  const scalar_t* virtual_dist, const Mlp<scalar_t>& mlp,
+template <typename scalar_t, typename index_t>
+void sweep_kernel(scalar_t* h, scalar_t* messages,
+                  const SweepIndex<index_t>& index, const Mlp<scalar_t>& mlp,
                   const Mlp<scalar_t>& mlp_ve, const scalar_t* weight_ih_t,
                   const scalar_t* weight_hh_t, const scalar_t* bias_ih,
                   const scalar_t* bias_hh, int64_t hidden) {
@@ -106,7 +110,8 @@ void sweep_kernel(scalar_t* h, scalar_t* messages, const SweepIndex& index,
                   messages + index.virtual_src[e] * width + hidden;
               // One division per edge rather than per entry: equal to
               // dividing each entry up to rounding.
-              const scalar_t weight = scalar_t(1) / virtual_dist[e];
+              const scalar_t weight =
+                  scalar_t(1) / static_cast<scalar_t>(index.virtual_dist[e]);
               for (int64_t j = 0; j < hidden; ++j) {
                 m[j] += src[j] * weight;
               }
@@ -166,24 +171,28 @@ at::Tensor gated_gnn_sweep_cpu(const at::Tensor& h,
   const auto mlp_ve_prepared = prepared_mlp(mlp_ve);
   const auto weight_ih_t = gru[0].t().contiguous();
   const auto weight_hh_t = gru[1].t().contiguous();
-  const auto dist = virtual_dist.contiguous();
   const auto bias_ih = gru[2].contiguous(), bias_hh = gru[3].contiguous();
-  const SweepIndex index = {node_order.const_data_ptr<int64_t>(),
-                            level_ptr.const_data_ptr<int64_t>(),
-                            level_ptr.size(0) - 1,
-                            real_ptr.const_data_ptr<int64_t>(),
-                            real_src.const_data_ptr<int64_t>(),
-                            virtual_ptr.const_data_ptr<int64_t>(),
-                            virtual_src.const_data_ptr<int64_t>()};
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gated_gnn_sweep_cpu", [&] {
-    sweep_kernel<scalar_t>(
-        out.data_ptr<scalar_t>(), messages.data_ptr<scalar_t>(), index,
-        dist.const_data_ptr<scalar_t>(), mlp_of<scalar_t>(mlp_prepared),
-        mlp_of<scalar_t>(mlp_ve_prepared),
-        weight_ih_t.const_data_ptr<scalar_t>(),
-        weight_hh_t.const_data_ptr<scalar_t>(),
-        bias_ih.const_data_ptr<scalar_t>(), bias_hh.const_data_ptr<scalar_t>(),
-        hidden);
+    using scalar = scalar_t;
+    AT_DISPATCH_INDEX_TYPES(
+        virtual_src.scalar_type(), "gated_gnn_sweep_cpu", [&] {
+          const SweepIndex<index_t> index = {
+              node_order.const_data_ptr<int64_t>(),
+              level_ptr.const_data_ptr<int64_t>(),
+              level_ptr.size(0) - 1,
+              real_ptr.const_data_ptr<int64_t>(),
+              real_src.const_data_ptr<int64_t>(),
+              virtual_ptr.const_data_ptr<int64_t>(),
+              virtual_src.const_data_ptr<index_t>(),
+              virtual_dist.const_data_ptr<index_t>()};
+          sweep_kernel<scalar, index_t>(
+              out.data_ptr<scalar>(), messages.data_ptr<scalar>(), index,
+              mlp_of<scalar>(mlp_prepared), mlp_of<scalar>(mlp_ve_prepared),
+              weight_ih_t.const_data_ptr<scalar>(),
+              weight_hh_t.const_data_ptr<scalar>(),
+              bias_ih.const_data_ptr<scalar>(),
+              bias_hh.const_data_ptr<scalar>(), hidden);
+        });
   });
   return out;
 }

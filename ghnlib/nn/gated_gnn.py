@@ -2,7 +2,7 @@ r"""The gated graph neural network of GHN-2: forward and backward sweeps of a
 GRU over the topological order of an architecture graph, computed one
 topological level at a time."""
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -82,9 +82,13 @@ class CompressedSweep:
         real_src (LongTensor): Their sources. Shape :math:`[E]`.
         virtual_ptr (LongTensor): As :obj:`real_ptr`, for virtual edges.
             Shape :math:`[N + 1]`.
-        virtual_src (LongTensor): Their sources. Shape :math:`[V]`.
-        virtual_dist (LongTensor): Their lengths :math:`s_{uv}`.
-            Shape :math:`[V]`.
+        virtual_src (Tensor): Their sources, int32 (int64 for graphs of
+            more than :math:`2^{31} - 1` nodes). Shape :math:`[V]`.
+        virtual_dist (Tensor): Their lengths :math:`s_{uv}`, of the dtype of
+            :obj:`virtual_src`. Shape :math:`[V]`.
+
+    Virtual edges outnumber nodes about a hundredfold, so their two arrays
+    are kept in 32 bits: half the memory of ``int64``.
     """
     node_order: Tensor
     level_ptr: Tensor
@@ -93,13 +97,6 @@ class CompressedSweep:
     virtual_ptr: Tensor
     virtual_src: Tensor
     virtual_dist: Tensor
-    _cast_dist: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def distances(self, dtype: torch.dtype) -> Tensor:
-        """:obj:`virtual_dist` cast to :obj:`dtype` (cast once)."""
-        if dtype not in self._cast_dist:
-            self._cast_dist[dtype] = self.virtual_dist.to(dtype)
-        return self._cast_dist[dtype]
 
     def to(self, device: Union[str, torch.device],
            non_blocking: bool = False) -> 'CompressedSweep':
@@ -170,8 +167,9 @@ def _levels_of(c: CompressedSweep) -> List[SweepLevel]:
         v0, v1 = virtual_bounds[lvl], virtual_bounds[lvl + 1]
         msg_index = torch.cat([
             torch.stack([c.real_src[r0:r1], real_local[r0:r1]]),
-            torch.stack([c.virtual_src[v0:v1], virtual_local[v0:v1]])], dim=1)
-        dist = c.virtual_dist[v0:v1]
+            torch.stack([c.virtual_src[v0:v1].long(), virtual_local[v0:v1]])],
+            dim=1)
+        dist = c.virtual_dist[v0:v1].long()
         levels.append(SweepLevel(
             c.node_order[level_ptr[lvl]:level_ptr[lvl + 1]], msg_index,
             r1 - r0, dist, dist.to(dtype)))
@@ -207,10 +205,21 @@ def _small_int_dtype(bound: int) -> torch.dtype:
     return torch.long
 
 
+def _virtual_edge_dtype(num_nodes: int) -> torch.dtype:
+    """int32 where it holds every node id (and so every path length)."""
+    return torch.int32 if num_nodes <= torch.iinfo(torch.int32).max \
+        else torch.long
+
+
 def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
                  vdist: Tensor, num_nodes: int) -> Sweep:
+    # vsrc, vdst and vdist come in _virtual_edge_dtype(num_nodes), and the
+    # per-edge temporaries below stay that narrow: virtual edges outnumber
+    # nodes about a hundredfold.
     level = _longest_path_levels(src, dst, num_nodes)
-    if vsrc.numel() > 0 and not bool((level[vsrc] < level[vdst]).all()):
+    narrow_level = level.to(vsrc.dtype)
+    if vsrc.numel() > 0 and not bool(
+            (narrow_level[vsrc] < narrow_level[vdst]).all()):
         raise ValueError('a virtual edge goes against the topological order '
                          'of the data-flow edges (virtual edges must follow '
                          'directed paths)')
@@ -222,23 +231,25 @@ def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
     level_ptr = torch.zeros(num_levels + 1, dtype=torch.long, device=device)
     torch.cumsum(torch.bincount(level, minlength=num_levels), 0,
                  out=level_ptr[1:])
-    position = torch.empty_like(level)
-    position[node_order] = torch.arange(num_nodes, device=device)
+    position = torch.empty(num_nodes, dtype=_small_int_dtype(num_nodes),
+                           device=device)
+    position[node_order] = torch.arange(num_nodes, device=device,
+                                        dtype=position.dtype)
 
-    def rows(source, target, dist=None):
+    def rows(source, target):
         # In-edges grouped by the target's position, in edge order.
         key = position[target]
-        order = torch.argsort(key.to(_small_int_dtype(num_nodes)),
-                              stable=True)
+        order = torch.argsort(key, stable=True)
         ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=device)
         torch.cumsum(torch.bincount(key, minlength=num_nodes), 0, out=ptr[1:])
-        return ptr, source[order], None if dist is None else dist[order]
+        return ptr, order
 
-    real_ptr, real_src, _ = rows(src, dst)
-    virtual_ptr, virtual_src, virtual_dist = rows(vsrc, vdst, vdist)
+    real_ptr, order = rows(src, dst)
+    real_src = src[order]
+    virtual_ptr, order = rows(vsrc, vdst)
     return Sweep(level, CompressedSweep(node_order, level_ptr, real_ptr,
-                                        real_src, virtual_ptr, virtual_src,
-                                        virtual_dist))
+                                        real_src, virtual_ptr, vsrc[order],
+                                        vdist[order]))
 
 
 class SweepSchedule:
@@ -303,12 +314,13 @@ class SweepSchedule:
             virtual_edge_dist = torch.empty(0, dtype=torch.long, device=device)
         elif virtual_edge_dist is None:
             raise ValueError('virtual_edge_index needs virtual_edge_dist')
-        virtual_edge_index = virtual_edge_index.long()
-        virtual_edge_dist = virtual_edge_dist.long()
         if num_nodes is None:
             num_nodes = int(max(edge_index.max() if edge_index.numel() else -1,
                                 virtual_edge_index.max()
                                 if virtual_edge_index.numel() else -1)) + 1
+        narrow = _virtual_edge_dtype(num_nodes)
+        virtual_edge_index = virtual_edge_index.to(narrow)
+        virtual_edge_dist = virtual_edge_dist.to(narrow)
         src, dst = edge_index
         vsrc, vdst = virtual_edge_index
         forward = _build_sweep(src, dst, vsrc, vdst, virtual_edge_dist,
@@ -327,6 +339,31 @@ class SweepSchedule:
                               getattr(data, 'virtual_edge_index', None),
                               getattr(data, 'virtual_edge_dist', None),
                               data.num_nodes)
+
+    @classmethod
+    def from_data_list(cls, graphs: Sequence[Any]) -> 'SweepSchedule':
+        r"""Builds the schedule of the batch of :obj:`graphs` (node ids
+        offset as in :meth:`torch_geometric.data.Batch.from_data_list`)
+        without batching anything else, so that a batch can leave its
+        virtual edges, the bulk of its memory, to the schedule."""
+        offsets = [0]
+        for graph in graphs:
+            offsets.append(offsets[-1] + graph.num_nodes)
+
+        def stacked(key, shift, dtype):
+            parts = [getattr(graph, key, None) for graph in graphs]
+            if all(part is None for part in parts):
+                return None
+            if any(part is None for part in parts):
+                raise ValueError(f'some graphs have {key} and others not')
+            return torch.cat([(part + offset if shift else part).to(dtype)
+                              for part, offset in zip(parts, offsets)], dim=-1)
+
+        narrow = _virtual_edge_dtype(offsets[-1])
+        return cls.from_graph(stacked('edge_index', True, torch.long),
+                              stacked('virtual_edge_index', True, narrow),
+                              stacked('virtual_edge_dist', False, narrow),
+                              offsets[-1])
 
     @property
     def num_levels(self) -> Tuple[int, int]:
@@ -477,7 +514,7 @@ class GatedGNN(MessagePassing):
         gru = self.gru
         return gated_gnn_sweep(
             h.contiguous(), c.node_order, c.level_ptr, c.real_ptr, c.real_src,
-            c.virtual_ptr, c.virtual_src, c.distances(h.dtype),
+            c.virtual_ptr, c.virtual_src, c.virtual_dist,
             weights(self.mlp), weights(self.mlp_ve),
             [gru.weight_ih, gru.weight_hh, gru.bias_ih, gru.bias_hh])
 

@@ -39,6 +39,8 @@ def list_pretrained() -> List[str]:
 _FORMAT = 'ghnlib.GraphHyperNetwork'
 # Elements of V ⊗ K per decoding chunk (about 1 MB in float32).
 _DECODE_CHUNK = 1 << 18
+# Members whose factors are evaluated at once by an inference prediction.
+_FACTOR_BLOCK = 256
 _FORMAT_VERSION = 1
 
 _OUTPUT_POOL_LOCK = threading.Lock()
@@ -157,7 +159,8 @@ class GraphHyperNetwork(nn.Module):
 
     def batch_of(self, graphs: Sequence[ArchGraph]
                  ) -> Tuple[Batch, SweepSchedule]:
-        """The batch of :obj:`graphs` and its sweep schedule.
+        """The batch of :obj:`graphs` (without the virtual edges, which
+        live in the schedule) and its sweep schedule.
 
         The last batch is kept, with its schedule and decoding plan:
         predicting the same graph objects again (as in training, or sampling
@@ -175,8 +178,11 @@ class GraphHyperNetwork(nn.Module):
                 and len(cached[0]) == len(graphs)
                 and all(ref() is g for ref, g in zip(cached[0], graphs))):
             return cached[1], cached[2], cached[4]
-        batch = Batch.from_data_list(list(graphs))
-        schedule = SweepSchedule.from_data(batch).to(device)
+        # The virtual edges live in the schedule only.
+        batch = Batch.from_data_list(
+            list(graphs),
+            exclude_keys=['virtual_edge_index', 'virtual_edge_dist'])
+        schedule = SweepSchedule.from_data_list(graphs).to(device)
         plan = BatchPlan(graphs, batch.ptr.tolist(), self.num_classes,
                          self.decoder.max_shape, device)
         self._batch_cache = ([weakref.ref(g) for g in graphs], batch, schedule,
@@ -298,11 +304,13 @@ class GraphHyperNetwork(nn.Module):
         (see :meth:`predict`)."""
         self._output_pool = None
 
-    def _scales(self, group: WeightGroup, sq_norm: Tensor) -> Tensor:
+    @staticmethod
+    def _scales(scale: Tensor, crop: Tuple[int, int, int, int],
+                sq_norm: Tensor) -> Tensor:
         # Unit RMS before the sqrt(beta / fan_in) factor: the weights then
         # have He's variance whatever the decoder's output scale.
-        rms = (sq_norm / math.prod(group.crop)).sqrt().clamp_min(1e-12)
-        return group.scale.to(sq_norm.dtype) / rms
+        rms = (sq_norm / math.prod(crop)).sqrt().clamp_min(1e-12)
+        return scale.to(sq_norm.dtype) / rms
 
     def _decode_weights(self, group: WeightGroup, code: Tensor,
                         shapes: List[Tuple[int, ...]],
@@ -311,18 +319,22 @@ class GraphHyperNetwork(nn.Module):
             code.index_select(0, group.index), group.crop, group.classifier,
             return_norm=True)
         fitted = tile_normalize(block, group.views,
-                                self._scales(group, sq_norm))
+                                self._scales(group.scale, group.crop, sq_norm))
         for k, value in zip(group.tasks, fitted):
             values[k] = value.reshape(shapes[k])
 
-    def _scaled_factors(self, group: WeightGroup, code: Tensor
+    def _scaled_factors(self, group: WeightGroup, code: Tensor,
+                        members: slice = slice(None)
                         ) -> Tuple[Tensor, Tensor, Tensor]:
-        """U, V and K of the group's weights, with each weight's final
-        scale folded into U: U (V ⊗ K) is the fitted weight's crop."""
+        """U, V and K of the weights of the group's :obj:`members`, with
+        each weight's final scale folded into U: U (V ⊗ K) is the fitted
+        weight's crop."""
         u, v, k, sq_norm = self.decoder.factors(
-            code.index_select(0, group.index), group.crop, group.classifier)
-        factor = self._scales(group, sq_norm) / math.sqrt(self.decoder.rank)
-        return u * factor.view(-1, 1, 1), v, k
+            code.index_select(0, group.index[members]), group.crop,
+            group.classifier)
+        factor = self._scales(group.scale[members], group.crop, sq_norm)
+        return u.mul_(factor.view(-1, 1, 1) / math.sqrt(self.decoder.rank)), \
+            v, k
 
     def _decode_weights_into(self, group: WeightGroup, code: Tensor,
                              destinations: List[Tensor]) -> None:
@@ -352,26 +364,32 @@ class GraphHyperNetwork(nn.Module):
         # the final weights of every untiled member straight into the flat
         # output (one pass over it instead of three), in chunks whose V ⊗ K
         # stays in cache; tiled members are decoded at crop size and fitted
-        # into place by tile_normalize.
-        u, v, k = self._scaled_factors(group, code)
+        # into place by tile_normalize. Factors are evaluated for a block of
+        # members at a time, so their memory does not grow with the batch.
         o, i, a, b = group.crop
         chunk = max(1, _DECODE_CHUNK // (self.decoder.rank * i * a * b))
+        members_per_block = max(chunk, _FACTOR_BLOCK)
         offsets = group.offsets
         for start, end, shape in group.runs:
             block = flat[offsets[start]:offsets[end]].view(end - start, o,
                                                            i * a * b)
-            for first in range(start, end, chunk):
-                last = min(end, first + chunk)
-                torch.bmm(u[first:last],
-                          self.decoder.outer(v[first:last], k[first:last]),
-                          out=block[first - start:last - start])
+            for head in range(start, end, members_per_block):
+                tail = min(end, head + members_per_block)
+                u, v, k = self._scaled_factors(group, code, slice(head, tail))
+                for first in range(0, tail - head, chunk):
+                    last = min(tail - head, first + chunk)
+                    torch.bmm(u[first:last],
+                              self.decoder.outer(v[first:last],
+                                                 k[first:last]),
+                              out=block[head - start + first:
+                                        head - start + last])
             for task, value in zip(group.tasks[start:end],
                                    block.view(end - start, *shape).unbind(0)):
                 values[task] = value
         first = group.num_untiled
         if first < len(group.tasks):
-            block = torch.bmm(u[first:],
-                              self.decoder.outer(v[first:], k[first:]))
+            u, v, k = self._scaled_factors(group, code, slice(first, None))
+            block = torch.bmm(u, self.decoder.outer(v, k))
             fitted = tile_normalize(block.view(-1, o, i, a, b),
                                     group.views[first:],
                                     u.new_ones(len(group.tasks) - first),

@@ -50,11 +50,13 @@ def gated_gnn_sweep(h: Tensor, node_order: Tensor, level_ptr: Tensor,
 
     Args:
         h (Tensor): Node states, float32 or float64. Shape :math:`[N, H]`.
-        node_order, level_ptr, real_ptr, real_src, virtual_ptr, virtual_src:
+        node_order, level_ptr, real_ptr, real_src, virtual_ptr:
             The sweep's layout, int64 CPU tensors, as in
             :class:`ghnlib.nn.gated_gnn.CompressedSweep`.
-        virtual_dist (Tensor): :math:`s_{uv}` of the virtual edges, in the
-            dtype of :obj:`h`. Shape :math:`[V]`.
+        virtual_src (Tensor): Sources of the virtual edges, int32 or int64.
+            Shape :math:`[V]`.
+        virtual_dist (Tensor): Their lengths :math:`s_{uv} \geq 1`, of the
+            dtype of :obj:`virtual_src`. Shape :math:`[V]`.
         mlp (Sequence[Tensor]): ``[weight1, bias1, weight2, bias2]`` of the
             message MLP (Linear → ReLU → Linear, :math:`H \to H \to H`).
         mlp_ve (Sequence[Tensor]): The same for virtual edges.

@@ -270,6 +270,25 @@ def test_batch_levels_merge_graph_levels(resnet20_graph, small_cnn_graph):
     assert torch.equal(schedule.backward.level, expected)
 
 
+def test_schedule_from_data_list_equals_the_batch_schedule(resnet20_graph,
+                                                          small_cnn_graph):
+    graphs = [resnet20_graph, small_cnn_graph, resnet20_graph]
+    listed = SweepSchedule.from_data_list(graphs)
+    batched = SweepSchedule.from_data(Batch.from_data_list(graphs))
+    assert listed.num_nodes == batched.num_nodes
+    for a, b in ((listed.forward, batched.forward),
+                 (listed.backward, batched.backward)):
+        assert torch.equal(a.level, b.level)
+        for name in ('node_order', 'level_ptr', 'real_ptr', 'real_src',
+                     'virtual_ptr', 'virtual_src', 'virtual_dist'):
+            assert torch.equal(getattr(a.compressed(), name),
+                               getattr(b.compressed(), name)), name
+    bare = ArchGraph(edge_index=resnet20_graph.edge_index,
+                     num_nodes=resnet20_graph.num_nodes)
+    with pytest.raises(ValueError, match='some graphs have virtual_edge'):
+        SweepSchedule.from_data_list([resnet20_graph, bare])
+
+
 def test_nodes_without_in_edges_are_updated_once_per_sweep():
     # Node 0: forward source; node 4: isolated; node 5: backward source
     # only (a sink of the forward graph).

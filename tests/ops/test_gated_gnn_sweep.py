@@ -31,7 +31,7 @@ def call(states, sweep, gnn, **changes):
     args = dict(h=states, node_order=c.node_order, level_ptr=c.level_ptr,
                 real_ptr=c.real_ptr, real_src=c.real_src,
                 virtual_ptr=c.virtual_ptr, virtual_src=c.virtual_src,
-                virtual_dist=c.distances(states.dtype))
+                virtual_dist=c.virtual_dist)
     mlp, mlp_ve, gru = weights(gnn)
     args.update(mlp=mlp, mlp_ve=mlp_ve, gru=gru)
     args.update(changes)
@@ -51,6 +51,20 @@ def test_one_sweep_equals_the_level_sweep(batch, dtype, tol):
             levels = gnn._level_sweep(h, sweep)
             assert compiled.dtype == dtype and not torch.equal(compiled, h)
             torch.testing.assert_close(compiled, levels, atol=tol, rtol=0)
+
+
+def test_int64_virtual_edges_give_the_same_states(batch):
+    torch.manual_seed(0)
+    gnn = GatedGNN(HIDDEN)
+    h = torch.randn(batch.num_nodes, HIDDEN)
+    sweep = SweepSchedule.from_data(batch).forward
+    c = sweep.compressed()
+    assert c.virtual_src.dtype == c.virtual_dist.dtype == torch.int32
+    with torch.no_grad():
+        narrow = call(h, sweep, gnn)
+        wide = call(h, sweep, gnn, virtual_src=c.virtual_src.long(),
+                    virtual_dist=c.virtual_dist.long())
+    assert torch.equal(narrow, wide)
 
 
 def test_compressed_layout_lists_every_in_edge_once(batch):
@@ -138,8 +152,13 @@ def bad_calls():
             level_ptr=index([0, 1])), 'level_ptr must run from 0'),
         ('int32 indices', lambda h, c: update(
             real_src=c.real_src.int()), 'int64'),
-        ('distances of another dtype', lambda h, c: update(
-            virtual_dist=c.virtual_dist), 'virtual_dist must be a Float'),
+        ('float distances', lambda h, c: update(
+            virtual_dist=c.virtual_dist.float()), 'both int32 or both int64'),
+        ('distances wider than the sources', lambda h, c: update(
+            virtual_dist=c.virtual_dist.long()), 'both int32 or both int64'),
+        ('a zero distance', lambda h, c: update(
+            virtual_dist=torch.zeros_like(c.virtual_dist)),
+         'is not a path length'),
         ('a wrong MLP', lambda h, c: update(mlp=[torch.zeros(3, 3)]),
          r'mlp must be \[weight1'),
         ('a wrong GRU weight', lambda h, c: update(

@@ -14,10 +14,10 @@ prints Markdown tables:
     python benchmarks/bench_ghn.py
 """
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,46 +58,6 @@ def bench_predict_resnet56_batch(benchmark, batch_size):
     assert len(out) == batch_size
 
 
-def rss_mb():
-    with open('/proc/self/statm') as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def status_mb(field):
-    with open('/proc/self/status') as status:
-        for line in status:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f'no {field} in /proc/self/status')
-
-
-def peak_rss_mb():
-    # VmHWM, unlike getrusage's ru_maxrss, starts afresh in an exec'd child.
-    return status_mb('VmHWM')
-
-
-def peak_memory(batch_size):
-    """Runs in a fresh process: RSS after imports, after building the batch
-    (graphs, sweep schedule, decoding plan), and the peak over three
-    predictions of ``batch_size`` ResNet-56s."""
-    torch.set_grad_enabled(False)
-    imported = rss_mb()
-    ghn = make_ghn()
-    graphs = [ghn.graph_of(get_model('resnet56'))] * batch_size
-    ghn.batch_of(graphs)
-    prepared = rss_mb()
-    before = peak_rss_mb()
-    anonymous = 0.0
-    for _ in range(3):
-        out = ghn.predict(graphs)
-        size = sum(v.numel() * v.element_size() for p in out
-                   for v in p.values()) / 2**20
-        anonymous = max(anonymous, status_mb('RssAnon'))
-        del out
-    print(f'{imported:.0f} {prepared:.0f} {before:.0f} {peak_rss_mb():.0f} '
-          f'{size:.0f} {anonymous:.0f}')
-
-
 def timed(fn, repeat, keep):
     """Median seconds of ``fn``; with ``keep`` the results of each call
     stay referenced until the next call has returned."""
@@ -113,11 +73,7 @@ def timed(fn, repeat, keep):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--peak-memory', type=int, metavar='BATCH',
-                        help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.peak_memory:
-        return peak_memory(args.peak_memory)
+    parser.parse_args()
     torch.set_grad_enabled(False)
     ghn = make_ghn()
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, '
@@ -151,20 +107,10 @@ def main():
             ghn.empty_cache()
 
     print('\nPeak memory (resident set, MB) of a fresh process predicting '
-          'ResNet-56 batches three times:\n')
-    print('| batch | after imports | + graphs, schedule, plan | peak while '
-          'predicting | peak − before predicting | predicted tensors '
-          '| anonymous (allocated) memory with the results alive |')
-    print('|---|---|---|---|---|---|---|')
-    for batch_size in (8, 64):
-        result = subprocess.run(
-            [sys.executable, __file__, '--peak-memory', str(batch_size)],
-            check=True, capture_output=True, text=True)
-        imported, prepared, before, peak, size, anonymous = \
-            result.stdout.split()
-        print(f'| {batch_size} × resnet56 | {imported} | {prepared} | {peak} '
-              f'| {int(peak) - int(before)} | {size} | {anonymous} |')
-
+          'ResNet-56 batches three times (`ghn_peak_memory.py`):\n')
+    sys.stdout.flush()
+    subprocess.run([sys.executable, str(Path(__file__).with_name(
+        'ghn_peak_memory.py'))], check=True)
 
 if __name__ == '__main__':
     sys.exit(main())

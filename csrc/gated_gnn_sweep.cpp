@@ -13,7 +13,6 @@
 
 #include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace ghnlib {
@@ -64,35 +63,56 @@ void check_in_range(const at::Tensor& index, const char* name,
   }
 }
 
-// The virtual edges' sources and lengths: int32 or int64 (one dtype for
-// both), lengths of at least 1.
+template <typename dist_t>
+void check_lengths(const at::Tensor& virtual_dist) {
+  const dist_t* dist = virtual_dist.const_data_ptr<dist_t>();
+  for (const auto e : c10::irange(virtual_dist.size(0))) {
+    TORCH_CHECK_VALUE(dist[e] >= 1, kOp, "virtual_dist[", e, "] = ",
+                      static_cast<int64_t>(dist[e]),
+                      " is not a path length (at least 1).");
+  }
+}
+
+// The virtual edges' sources (int32 or int64) and lengths (any of uint8,
+// int16, int32, int64; at least 1).
 void check_virtual_edges(const at::Tensor& virtual_src,
                          const at::Tensor& virtual_dist, int64_t num_nodes) {
-  const auto dtype = virtual_src.scalar_type();
-  for (const auto& [tensor, name] :
-       {std::pair{&virtual_src, "virtual_src"},
-        std::pair{&virtual_dist, "virtual_dist"}}) {
-    TORCH_CHECK_VALUE(
-        (dtype == at::kInt || dtype == at::kLong) &&
-            tensor->scalar_type() == dtype && tensor->dim() == 1 &&
-            tensor->is_cpu() && tensor->is_contiguous(),
-        kOp, name,
-        " must be a contiguous 1-D CPU tensor, virtual_src and virtual_dist "
-        "both int32 or both int64, got ",
-        virtual_src.scalar_type(), " and ", virtual_dist.scalar_type(), " ",
-        shape_string(*tensor), ".");
-  }
+  const auto src_type = virtual_src.scalar_type();
+  const auto dist_type = virtual_dist.scalar_type();
+  TORCH_CHECK_VALUE((src_type == at::kInt || src_type == at::kLong) &&
+                        virtual_src.dim() == 1 && virtual_src.is_cpu() &&
+                        virtual_src.is_contiguous(),
+                    kOp,
+                    "virtual_src must be a contiguous 1-D int32 or int64 CPU "
+                    "tensor, got ",
+                    src_type, " ", shape_string(virtual_src), " on ",
+                    virtual_src.device(), ".");
+  TORCH_CHECK_VALUE(
+      (dist_type == at::kByte || dist_type == at::kShort ||
+       dist_type == at::kInt || dist_type == at::kLong) &&
+          virtual_dist.dim() == 1 && virtual_dist.is_cpu() &&
+          virtual_dist.is_contiguous(),
+      kOp,
+      "virtual_dist must be a contiguous 1-D CPU tensor of integer path "
+      "lengths (uint8, int16, int32 or int64), got ",
+      dist_type, " ", shape_string(virtual_dist), " on ",
+      virtual_dist.device(), ".");
   TORCH_CHECK_VALUE(virtual_dist.size(0) == virtual_src.size(0), kOp,
                     "virtual_dist must have one length per virtual edge (",
                     virtual_src.size(0), "), got ", virtual_dist.size(0), ".");
-  AT_DISPATCH_INDEX_TYPES(dtype, "check_virtual_edges", [&] {
+  AT_DISPATCH_INDEX_TYPES(src_type, "check_virtual_edges", [&] {
     check_in_range<index_t>(virtual_src, "virtual_src", num_nodes);
-    const index_t* dist = virtual_dist.const_data_ptr<index_t>();
-    for (const auto e : c10::irange(virtual_dist.size(0))) {
-      TORCH_CHECK_VALUE(dist[e] >= 1, kOp, "virtual_dist[", e, "] = ",
-                        dist[e], " is not a path length (at least 1).");
-    }
   });
+  AT_DISPATCH_SWITCH(dist_type, "check_virtual_edges",
+                     AT_DISPATCH_CASE(at::kByte, [&] {
+                       check_lengths<scalar_t>(virtual_dist);
+                     }) AT_DISPATCH_CASE(at::kShort, [&] {
+                       check_lengths<scalar_t>(virtual_dist);
+                     }) AT_DISPATCH_CASE(at::kInt, [&] {
+                       check_lengths<scalar_t>(virtual_dist);
+                     }) AT_DISPATCH_CASE(at::kLong, [&] {
+                       check_lengths<scalar_t>(virtual_dist);
+                     }));
 }
 
 void check_weight(const at::Tensor& tensor, const at::Tensor& h,

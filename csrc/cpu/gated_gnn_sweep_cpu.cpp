@@ -59,9 +59,10 @@ scalar_t sigmoid(scalar_t x) {
   return scalar_t(1) / (scalar_t(1) + std::exp(-x));
 }
 
-// Virtual edges, the bulk of the index (about 100 per node), come as int32
-// or int64: `index_t`.
-template <typename index_t>
+// Virtual edges, the bulk of the index (about 100 per node), come narrow:
+// sources as int32 or int64 (`index_t`), lengths as any integer type that
+// holds them (`dist_t`, one byte for the default cutoff of 50).
+template <typename index_t, typename dist_t>
 struct SweepIndex {
   const int64_t* order;
   const int64_t* level_ptr;
@@ -70,15 +71,16 @@ struct SweepIndex {
   const int64_t* real_src;
   const int64_t* virtual_ptr;
   const index_t* virtual_src;
-  const index_t* virtual_dist;
+  const dist_t* virtual_dist;
 };
 
 // Every level in turn; the nodes of a level in parallel. A node reads the
 // messages of nodes of earlier levels only and writes its own row of `h` and
 // of `messages`, so the nodes of one level never race.
-template <typename scalar_t, typename index_t>
+template <typename scalar_t, typename index_t, typename dist_t>
 void sweep_kernel(scalar_t* h, scalar_t* messages,
-                  const SweepIndex<index_t>& index, const Mlp<scalar_t>& mlp,
+                  const SweepIndex<index_t, dist_t>& index,
+                  const Mlp<scalar_t>& mlp,
                   const Mlp<scalar_t>& mlp_ve, const scalar_t* weight_ih_t,
                   const scalar_t* weight_hh_t, const scalar_t* bias_ih,
                   const scalar_t* bias_hh, int64_t hidden) {
@@ -150,6 +152,35 @@ Mlp<scalar_t> mlp_of(const std::vector<at::Tensor>& prepared) {
           prepared[3].const_data_ptr<scalar_t>()};
 }
 
+// The op's tensors, with the weights laid out for the kernel.
+struct SweepArgs {
+  at::Tensor out, messages;
+  const at::Tensor &node_order, &level_ptr, &real_ptr, &real_src,
+      &virtual_ptr, &virtual_src, &virtual_dist;
+  std::vector<at::Tensor> mlp, mlp_ve;
+  at::Tensor weight_ih_t, weight_hh_t, bias_ih, bias_hh;
+};
+
+template <typename scalar_t, typename index_t, typename dist_t>
+void run_sweep(SweepArgs& args) {
+  const SweepIndex<index_t, dist_t> index = {
+      args.node_order.const_data_ptr<int64_t>(),
+      args.level_ptr.const_data_ptr<int64_t>(),
+      args.level_ptr.size(0) - 1,
+      args.real_ptr.const_data_ptr<int64_t>(),
+      args.real_src.const_data_ptr<int64_t>(),
+      args.virtual_ptr.const_data_ptr<int64_t>(),
+      args.virtual_src.const_data_ptr<index_t>(),
+      args.virtual_dist.const_data_ptr<dist_t>()};
+  sweep_kernel<scalar_t, index_t, dist_t>(
+      args.out.data_ptr<scalar_t>(), args.messages.data_ptr<scalar_t>(),
+      index, mlp_of<scalar_t>(args.mlp), mlp_of<scalar_t>(args.mlp_ve),
+      args.weight_ih_t.const_data_ptr<scalar_t>(),
+      args.weight_hh_t.const_data_ptr<scalar_t>(),
+      args.bias_ih.const_data_ptr<scalar_t>(),
+      args.bias_hh.const_data_ptr<scalar_t>(), args.out.size(1));
+}
+
 at::Tensor gated_gnn_sweep_cpu(const at::Tensor& h,
                                const at::Tensor& node_order,
                                const at::Tensor& level_ptr,
@@ -164,37 +195,31 @@ at::Tensor gated_gnn_sweep_cpu(const at::Tensor& h,
   check_gated_gnn_sweep_inputs(h, node_order, level_ptr, real_ptr, real_src,
                                virtual_ptr, virtual_src, virtual_dist, mlp,
                                mlp_ve, gru);
-  const int64_t hidden = h.size(1);
-  auto out = h.contiguous().clone();
-  auto messages = at::zeros({h.size(0), 2 * hidden}, h.options());
-  const auto mlp_prepared = prepared_mlp(mlp);
-  const auto mlp_ve_prepared = prepared_mlp(mlp_ve);
-  const auto weight_ih_t = gru[0].t().contiguous();
-  const auto weight_hh_t = gru[1].t().contiguous();
-  const auto bias_ih = gru[2].contiguous(), bias_hh = gru[3].contiguous();
+  SweepArgs args{h.contiguous().clone(),
+                 at::zeros({h.size(0), 2 * h.size(1)}, h.options()),
+                 node_order, level_ptr, real_ptr, real_src, virtual_ptr,
+                 virtual_src, virtual_dist, prepared_mlp(mlp),
+                 prepared_mlp(mlp_ve), gru[0].t().contiguous(),
+                 gru[1].t().contiguous(), gru[2].contiguous(),
+                 gru[3].contiguous()};
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gated_gnn_sweep_cpu", [&] {
-    using scalar = scalar_t;
+    using scalar = scalar_t;  // the dispatches below rebind scalar_t
     AT_DISPATCH_INDEX_TYPES(
         virtual_src.scalar_type(), "gated_gnn_sweep_cpu", [&] {
-          const SweepIndex<index_t> index = {
-              node_order.const_data_ptr<int64_t>(),
-              level_ptr.const_data_ptr<int64_t>(),
-              level_ptr.size(0) - 1,
-              real_ptr.const_data_ptr<int64_t>(),
-              real_src.const_data_ptr<int64_t>(),
-              virtual_ptr.const_data_ptr<int64_t>(),
-              virtual_src.const_data_ptr<index_t>(),
-              virtual_dist.const_data_ptr<index_t>()};
-          sweep_kernel<scalar, index_t>(
-              out.data_ptr<scalar>(), messages.data_ptr<scalar>(), index,
-              mlp_of<scalar>(mlp_prepared), mlp_of<scalar>(mlp_ve_prepared),
-              weight_ih_t.const_data_ptr<scalar>(),
-              weight_hh_t.const_data_ptr<scalar>(),
-              bias_ih.const_data_ptr<scalar>(),
-              bias_hh.const_data_ptr<scalar>(), hidden);
+          AT_DISPATCH_SWITCH(
+              virtual_dist.scalar_type(), "gated_gnn_sweep_cpu",
+              AT_DISPATCH_CASE(at::kByte, [&] {
+                run_sweep<scalar, index_t, scalar_t>(args);
+              }) AT_DISPATCH_CASE(at::kShort, [&] {
+                run_sweep<scalar, index_t, scalar_t>(args);
+              }) AT_DISPATCH_CASE(at::kInt, [&] {
+                run_sweep<scalar, index_t, scalar_t>(args);
+              }) AT_DISPATCH_CASE(at::kLong, [&] {
+                run_sweep<scalar, index_t, scalar_t>(args);
+              }));
         });
   });
-  return out;
+  return args.out;
 }
 
 }  // namespace

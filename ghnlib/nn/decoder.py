@@ -67,7 +67,11 @@ class ParameterDecoder(nn.Module):
 
     def embed(self, z: Tensor) -> Tensor:
         """The MLP code of node states (+ noise). Shape :math:`[n, D]`."""
-        return self.mlp(z)
+        if torch.is_grad_enabled():
+            return self.mlp(z)
+        first, _, second, _ = self.mlp
+        # Without autograd the activations can be rectified in place.
+        return second(first(z).relu_()).relu_()
 
     def _rows(self, layer: nn.Linear, rows) -> Tuple[Tensor, Tensor]:
         if isinstance(rows, slice):

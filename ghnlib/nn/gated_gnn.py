@@ -1,6 +1,7 @@
 r"""The gated graph neural network of GHN-2: forward and backward sweeps of a
 GRU over the topological order of an architecture graph, computed one
 topological level at a time."""
+import functools
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -84,11 +85,12 @@ class CompressedSweep:
             Shape :math:`[N + 1]`.
         virtual_src (Tensor): Their sources, int32 (int64 for graphs of
             more than :math:`2^{31} - 1` nodes). Shape :math:`[V]`.
-        virtual_dist (Tensor): Their lengths :math:`s_{uv}`, of the dtype of
-            :obj:`virtual_src`. Shape :math:`[V]`.
+        virtual_dist (Tensor): Their lengths :math:`s_{uv}`, in the
+            narrowest integer type that holds them (``uint8`` for the
+            default cutoff of 50). Shape :math:`[V]`.
 
     Virtual edges outnumber nodes about a hundredfold, so their two arrays
-    are kept in 32 bits: half the memory of ``int64``.
+    are kept narrow: 5 bytes per edge instead of 16.
     """
     node_order: Tensor
     level_ptr: Tensor
@@ -205,6 +207,15 @@ def _small_int_dtype(bound: int) -> torch.dtype:
     return torch.long
 
 
+def _length_dtype(longest: int) -> torch.dtype:
+    """The narrowest integer type holding path lengths up to
+    :obj:`longest`."""
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        if longest <= torch.iinfo(dtype).max:
+            return dtype
+    return torch.long
+
+
 def _virtual_edge_dtype(num_nodes: int) -> torch.dtype:
     """int32 where it holds every node id (and so every path length)."""
     return torch.int32 if num_nodes <= torch.iinfo(torch.int32).max \
@@ -213,9 +224,9 @@ def _virtual_edge_dtype(num_nodes: int) -> torch.dtype:
 
 def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
                  vdist: Tensor, num_nodes: int) -> Sweep:
-    # vsrc, vdst and vdist come in _virtual_edge_dtype(num_nodes), and the
-    # per-edge temporaries below stay that narrow: virtual edges outnumber
-    # nodes about a hundredfold.
+    # vsrc and vdst come in _virtual_edge_dtype(num_nodes), vdist in
+    # _length_dtype, and the per-edge temporaries below stay that narrow:
+    # virtual edges outnumber nodes about a hundredfold.
     level = _longest_path_levels(src, dst, num_nodes)
     narrow_level = level.to(vsrc.dtype)
     if vsrc.numel() > 0 and not bool(
@@ -250,6 +261,93 @@ def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
     return Sweep(level, CompressedSweep(node_order, level_ptr, real_ptr,
                                         real_src, virtual_ptr, vsrc[order],
                                         vdist[order]))
+
+
+def _segments(starts: Tensor, lengths: Tensor, dtype: torch.dtype
+              ) -> Tensor:
+    """The indices ``starts[s] + j`` for ``j < lengths[s]``, segment after
+    segment."""
+    total = int(lengths.sum())
+    begin = torch.cumsum(lengths, 0) - lengths
+    return (torch.repeat_interleave((starts - begin).to(dtype), lengths,
+                                    output_size=total)
+            + torch.arange(total, dtype=dtype))
+
+
+def _concatenated_sweep(sweeps: Sequence[Sweep], sizes: Sequence[int],
+                        members: Sequence[int]) -> Sweep:
+    r"""The sweep of a batch whose :math:`b`-th graph is
+    ``sweeps[members[b]]`` (of ``sizes[members[b]]`` nodes): level
+    :math:`l` of the batch is level :math:`l` of every member in turn, so
+    every array is a gather of segments of the members' arrays, with node
+    ids shifted by the member's offset."""
+    compressed = [sweep.compressed() for sweep in sweeps]
+    device = compressed[0].node_order.device
+    num_levels = max(c.level_ptr.numel() - 1 for c in compressed)
+    member = torch.tensor(members, dtype=torch.long)
+    size = torch.tensor(sizes, dtype=torch.long)
+    node_offset = torch.cumsum(size[member], 0) - size[member]
+    num_nodes = int(size[member].sum())
+    narrow = _virtual_edge_dtype(num_nodes)
+
+    def padded(ptr, length):
+        return torch.cat([ptr, ptr[-1:].expand(length - ptr.numel())])
+
+    def library(values, counts_of):
+        # The distinct graphs' arrays end to end, and where each starts.
+        counts = torch.tensor([counts_of(c) for c in compressed])
+        return torch.cat(values), torch.cumsum(counts, 0) - counts
+
+    # Level boundaries of every distinct graph, padded to the batch's.
+    level_ptr = torch.stack([padded(c.level_ptr.cpu(), num_levels + 1)
+                             for c in compressed])
+    node_order, node_start = library([c.node_order.cpu() for c in compressed],
+                                     lambda c: c.node_order.numel())
+    # Segment (l, b): the positions of level l of member b.
+    first = level_ptr[member, :-1].t()
+    node_lengths = (level_ptr[member, 1:].t() - first).reshape(-1)
+    positions = _segments((first + node_start[member]).reshape(-1),
+                          node_lengths, torch.long)
+    shift = torch.repeat_interleave(node_offset.expand(num_levels, -1)
+                                    .reshape(-1), node_lengths)
+
+    def edges(ptr_name, values_name, dtype):
+        ptrs = [getattr(c, ptr_name).cpu() for c in compressed]
+        counts = torch.cat([ptr[1:] - ptr[:-1] for ptr in ptrs])[positions]
+        ptr = torch.zeros(num_nodes + 1, dtype=torch.long)
+        torch.cumsum(counts, 0, out=ptr[1:])
+        values, edge_start = library(
+            [getattr(c, values_name).cpu() for c in compressed],
+            lambda c: getattr(c, values_name).numel())
+        bounds = torch.stack([ptr_d[level_ptr[d]]
+                              for d, ptr_d in enumerate(ptrs)])
+        lo = bounds[member, :-1].t()
+        lengths = (bounds[member, 1:].t() - lo).reshape(-1)
+        index = _segments((lo + edge_start[member]).reshape(-1), lengths,
+                          dtype)
+        edge_shift = torch.repeat_interleave(
+            node_offset.expand(num_levels, -1).reshape(-1).to(dtype),
+            lengths)
+        return ptr, index, values, edge_shift
+
+    real_ptr, index, real_src, edge_shift = edges('real_ptr', 'real_src',
+                                                  torch.long)
+    real_src = real_src[index].add_(edge_shift)
+    virtual_ptr, index, virtual_src, edge_shift = edges(
+        'virtual_ptr', 'virtual_src', narrow)
+    virtual_src = virtual_src.to(narrow)[index].add_(edge_shift)
+    lengths = functools.reduce(torch.promote_types,
+                               [c.virtual_dist.dtype for c in compressed])
+    virtual_dist = torch.cat([c.virtual_dist.cpu().to(lengths)
+                              for c in compressed])[index]
+    del index, edge_shift
+    level_counts = node_lengths.view(num_levels, -1).sum(1)
+    batch_level_ptr = torch.zeros(num_levels + 1, dtype=torch.long)
+    torch.cumsum(level_counts, 0, out=batch_level_ptr[1:])
+    level = torch.cat([sweeps[d].level.cpu() for d in members])
+    return Sweep(level, CompressedSweep(
+        node_order[positions] + shift, batch_level_ptr, real_ptr, real_src,
+        virtual_ptr, virtual_src, virtual_dist)).to(device)
 
 
 class SweepSchedule:
@@ -318,9 +416,10 @@ class SweepSchedule:
             num_nodes = int(max(edge_index.max() if edge_index.numel() else -1,
                                 virtual_edge_index.max()
                                 if virtual_edge_index.numel() else -1)) + 1
-        narrow = _virtual_edge_dtype(num_nodes)
-        virtual_edge_index = virtual_edge_index.to(narrow)
-        virtual_edge_dist = virtual_edge_dist.to(narrow)
+        virtual_edge_index = virtual_edge_index.to(
+            _virtual_edge_dtype(num_nodes))
+        virtual_edge_dist = virtual_edge_dist.to(_length_dtype(
+            int(virtual_edge_dist.max()) if virtual_edge_dist.numel() else 1))
         src, dst = edge_index
         vsrc, vdst = virtual_edge_index
         forward = _build_sweep(src, dst, vsrc, vdst, virtual_edge_dist,
@@ -344,26 +443,27 @@ class SweepSchedule:
     def from_data_list(cls, graphs: Sequence[Any]) -> 'SweepSchedule':
         r"""Builds the schedule of the batch of :obj:`graphs` (node ids
         offset as in :meth:`torch_geometric.data.Batch.from_data_list`)
-        without batching anything else, so that a batch can leave its
-        virtual edges, the bulk of its memory, to the schedule."""
-        offsets = [0]
+        from the schedules of its distinct graphs, without batching their
+        edges: equal to :meth:`from_data` of the batch, at the cost of one
+        gather per array, and a graph repeated in the batch is scheduled
+        once."""
+        if len(graphs) == 0:
+            raise ValueError('from_data_list needs at least one graph')
+        distinct: dict = {}
+        members = []
         for graph in graphs:
-            offsets.append(offsets[-1] + graph.num_nodes)
-
-        def stacked(key, shift, dtype):
-            parts = [getattr(graph, key, None) for graph in graphs]
-            if all(part is None for part in parts):
-                return None
-            if any(part is None for part in parts):
-                raise ValueError(f'some graphs have {key} and others not')
-            return torch.cat([(part + offset if shift else part).to(dtype)
-                              for part, offset in zip(parts, offsets)], dim=-1)
-
-        narrow = _virtual_edge_dtype(offsets[-1])
-        return cls.from_graph(stacked('edge_index', True, torch.long),
-                              stacked('virtual_edge_index', True, narrow),
-                              stacked('virtual_edge_dist', False, narrow),
-                              offsets[-1])
+            if id(graph) not in distinct:
+                distinct[id(graph)] = (len(distinct), cls.from_data(graph))
+            members.append(distinct[id(graph)][0])
+        schedules = [schedule for _, schedule in distinct.values()]
+        sizes = [schedule.num_nodes for schedule in schedules]
+        num_nodes = sum(sizes[d] for d in members)
+        return cls(
+            _concatenated_sweep([s.forward for s in schedules], sizes,
+                                members),
+            _concatenated_sweep([s.backward for s in schedules], sizes,
+                                members),
+            num_nodes)
 
     @property
     def num_levels(self) -> Tuple[int, int]:

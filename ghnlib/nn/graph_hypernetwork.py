@@ -19,6 +19,7 @@ from ghnlib.nn.parameter_plan import (VECTOR_RANGES, BatchPlan, ParamTask,
                                       WeightGroup, plan_parameters)
 from ghnlib.ops import tile_normalize
 from ghnlib.utils.checkpoint import atomic_write, read_safetensors
+from ghnlib.utils.memory import release_freed_memory
 
 __all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters',
            'list_pretrained', 'VECTOR_RANGES']
@@ -39,6 +40,8 @@ def list_pretrained() -> List[str]:
 _FORMAT = 'ghnlib.GraphHyperNetwork'
 # Elements of V ⊗ K per decoding chunk (about 1 MB in float32).
 _DECODE_CHUNK = 1 << 18
+# Nodes from which preparing a batch ends by giving freed heap memory back.
+_TRIM_AFTER_NODES = 4096
 # Members whose factors are evaluated at once by an inference prediction.
 _FACTOR_BLOCK = 256
 _FORMAT_VERSION = 1
@@ -187,6 +190,10 @@ class GraphHyperNetwork(nn.Module):
                          self.decoder.max_shape, device)
         self._batch_cache = ([weakref.ref(g) for g in graphs], batch, schedule,
                              device, plan)
+        if batch.num_nodes >= _TRIM_AFTER_NODES:
+            # Batching, scheduling and planning free tens of megabytes of
+            # index temporaries, which the C heap would keep resident.
+            release_freed_memory()
         return batch, schedule, plan
 
     def __getstate__(self):
@@ -402,8 +409,9 @@ class GraphHyperNetwork(nn.Module):
                         out: Optional[Tensor] = None) -> None:
         if not plan.vector_tasks:
             return
-        pairs = torch.tanh(self.decoder.vector_pair(
-            code.index_select(0, plan.vector_index)))
+        pairs = self.decoder.vector_pair(
+            code.index_select(0, plan.vector_index))
+        pairs = pairs.tanh() if torch.is_grad_enabled() else pairs.tanh_()
         scale, shift = plan.vector_affine(pairs.dtype)
         if out is None:
             flat = pairs.reshape(-1).index_select(0, plan.vector_source)

@@ -69,7 +69,8 @@ class NodeEncoder(nn.Module):
         h = self.op_embedding(op)
         bins = self.quantize(node_shape)
         for d, embedding in enumerate(self.shape_embeddings):
-            h = h + embedding(bins[:, d])
+            # In place: an embedding's backward needs its indices only.
+            h += embedding(bins[:, d])
         return h
 
     def __repr__(self) -> str:

@@ -248,28 +248,40 @@ class BatchPlan:
         ids = [k for k, task in enumerate(tasks) if task.kind != 'weight']
         self.vector_tasks = ids
         self.vector_sizes = [int(math.prod(tasks[k].shape)) for k in ids]
-        self.vector_index = torch.tensor([rows[k] for k in ids],
-                                         dtype=torch.long, device=device)
+        # A node's vectors (a norm's weight and bias) share its decoded pair.
+        nodes, pair_of_task = torch.unique(
+            torch.tensor([rows[k] for k in ids], dtype=torch.long),
+            return_inverse=True)
+        self.vector_index = nodes.to(device)
         sizes = torch.tensor(self.vector_sizes, dtype=torch.long)
         member = torch.repeat_interleave(torch.arange(len(ids)), sizes)
         starts = torch.cumsum(sizes, 0) - sizes
         position = torch.arange(int(sizes.sum())) - starts[member]
         slots = torch.tensor([tasks[k].slot for k in ids], dtype=torch.long)
-        # Flat position in the [members, 2, O] decoded pairs.
-        self.vector_source = (member * 2 * width + slots[member] * width +
-                              position % width).to(device)
-        # Per element, in float64; cast once per dtype by vector_affine.
-        self._vector_affine = {torch.float64: tuple(
+        # Flat position in the [nodes, 2, O] decoded pairs (int32 where it
+        # fits: one index per predicted vector element).
+        source = (pair_of_task[member] * 2 * width + slots[member] * width
+                  + position % width)
+        if len(nodes) * 2 * width <= torch.iinfo(torch.int32).max:
+            source = source.int()
+        self.vector_source = source.to(device)
+        # Per vector, in float64; spread over the elements once per dtype by
+        # vector_affine.
+        self._vector_task_affine = tuple(
             torch.tensor([getattr(tasks[k], name) for k in ids],
-                         dtype=torch.float64)[member].to(device)
-            for name in ('scale', 'shift'))}
+                         dtype=torch.float64) for name in ('scale', 'shift'))
+        self._vector_affine = {}
+        self._vector_device = device
 
     def vector_affine(self, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
         r"""Per vector element, :math:`a` and :math:`b` of
         :math:`a \tanh(x) + b` in :obj:`dtype`."""
         if dtype not in self._vector_affine:
+            sizes = torch.tensor(self.vector_sizes, dtype=torch.long)
             self._vector_affine[dtype] = tuple(
-                t.to(dtype) for t in self._vector_affine[torch.float64])
+                torch.repeat_interleave(t, sizes).to(
+                    self._vector_device, dtype)
+                for t in self._vector_task_affine)
         return self._vector_affine[dtype]
 
     def assemble(self, values: List[Tensor]) -> List[Dict[str, Tensor]]:

@@ -270,11 +270,7 @@ def test_batch_levels_merge_graph_levels(resnet20_graph, small_cnn_graph):
     assert torch.equal(schedule.backward.level, expected)
 
 
-def test_schedule_from_data_list_equals_the_batch_schedule(resnet20_graph,
-                                                          small_cnn_graph):
-    graphs = [resnet20_graph, small_cnn_graph, resnet20_graph]
-    listed = SweepSchedule.from_data_list(graphs)
-    batched = SweepSchedule.from_data(Batch.from_data_list(graphs))
+def assert_same_schedule(listed, batched):
     assert listed.num_nodes == batched.num_nodes
     for a, b in ((listed.forward, batched.forward),
                  (listed.backward, batched.backward)):
@@ -283,10 +279,38 @@ def test_schedule_from_data_list_equals_the_batch_schedule(resnet20_graph,
                      'virtual_ptr', 'virtual_src', 'virtual_dist'):
             assert torch.equal(getattr(a.compressed(), name),
                                getattr(b.compressed(), name)), name
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_schedule_from_a_list_of_random_dags_with_repeats(seed):
+    pool = [random_dag(n, e, 10 * seed + k) for k, (n, e) in
+            enumerate([(30, 60), (12, 11), (2, 0), (45, 40)])]
+    order = torch.randint(0, len(pool), (7, ),
+                          generator=torch.Generator().manual_seed(seed))
+    graphs = [pool[k] for k in order.tolist()]
+    assert_same_schedule(SweepSchedule.from_data_list(graphs),
+                         SweepSchedule.from_data(Batch.from_data_list(graphs)))
+
+
+def test_schedule_from_data_list_equals_the_batch_schedule(resnet20_graph,
+                                                          small_cnn_graph):
+    graphs = [resnet20_graph, small_cnn_graph, resnet20_graph]
+    assert_same_schedule(SweepSchedule.from_data_list(graphs),
+                         SweepSchedule.from_data(Batch.from_data_list(graphs)))
+    # A graph without virtual edges batches with graphs that have some.
     bare = ArchGraph(edge_index=resnet20_graph.edge_index,
                      num_nodes=resnet20_graph.num_nodes)
-    with pytest.raises(ValueError, match='some graphs have virtual_edge'):
-        SweepSchedule.from_data_list([resnet20_graph, bare])
+    mixed = SweepSchedule.from_data_list([bare, small_cnn_graph])
+    empty = ArchGraph(edge_index=resnet20_graph.edge_index,
+                      virtual_edge_index=torch.empty(2, 0, dtype=torch.long),
+                      virtual_edge_dist=torch.empty(0, dtype=torch.long),
+                      num_nodes=resnet20_graph.num_nodes)
+    expected = SweepSchedule.from_data(Batch.from_data_list([empty,
+                                                             small_cnn_graph]))
+    assert torch.equal(mixed.backward.compressed().virtual_src,
+                       expected.backward.compressed().virtual_src)
+    with pytest.raises(ValueError, match='at least one graph'):
+        SweepSchedule.from_data_list([])
 
 
 def test_nodes_without_in_edges_are_updated_once_per_sweep():

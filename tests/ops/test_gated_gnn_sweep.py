@@ -53,18 +53,21 @@ def test_one_sweep_equals_the_level_sweep(batch, dtype, tol):
             torch.testing.assert_close(compiled, levels, atol=tol, rtol=0)
 
 
-def test_int64_virtual_edges_give_the_same_states(batch):
+def test_wider_virtual_edge_types_give_the_same_states(batch):
     torch.manual_seed(0)
     gnn = GatedGNN(HIDDEN)
     h = torch.randn(batch.num_nodes, HIDDEN)
     sweep = SweepSchedule.from_data(batch).forward
     c = sweep.compressed()
-    assert c.virtual_src.dtype == c.virtual_dist.dtype == torch.int32
+    assert (c.virtual_src.dtype, c.virtual_dist.dtype) == (torch.int32,
+                                                           torch.uint8)
     with torch.no_grad():
         narrow = call(h, sweep, gnn)
-        wide = call(h, sweep, gnn, virtual_src=c.virtual_src.long(),
-                    virtual_dist=c.virtual_dist.long())
-    assert torch.equal(narrow, wide)
+        for src, dist in ((torch.long, torch.long), (torch.int32, torch.int16),
+                          (torch.long, torch.int32)):
+            wide = call(h, sweep, gnn, virtual_src=c.virtual_src.to(src),
+                        virtual_dist=c.virtual_dist.to(dist))
+            assert torch.equal(narrow, wide), (src, dist)
 
 
 def test_compressed_layout_lists_every_in_edge_once(batch):
@@ -153,9 +156,9 @@ def bad_calls():
         ('int32 indices', lambda h, c: update(
             real_src=c.real_src.int()), 'int64'),
         ('float distances', lambda h, c: update(
-            virtual_dist=c.virtual_dist.float()), 'both int32 or both int64'),
-        ('distances wider than the sources', lambda h, c: update(
-            virtual_dist=c.virtual_dist.long()), 'both int32 or both int64'),
+            virtual_dist=c.virtual_dist.float()), 'integer path lengths'),
+        ('int16 sources', lambda h, c: update(
+            virtual_src=c.virtual_src.short()), 'int32 or int64 CPU'),
         ('a zero distance', lambda h, c: update(
             virtual_dist=torch.zeros_like(c.virtual_dist)),
          'is not a path length'),

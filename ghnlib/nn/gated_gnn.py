@@ -216,15 +216,15 @@ def _length_dtype(longest: int) -> torch.dtype:
     return torch.long
 
 
-def _virtual_edge_dtype(num_nodes: int) -> torch.dtype:
-    """int32 where it holds every node id (and so every path length)."""
-    return torch.int32 if num_nodes <= torch.iinfo(torch.int32).max \
+def _index_dtype(bound: int) -> torch.dtype:
+    """int32 where it holds every index below :obj:`bound`, else int64."""
+    return torch.int32 if bound <= torch.iinfo(torch.int32).max \
         else torch.long
 
 
 def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
                  vdist: Tensor, num_nodes: int) -> Sweep:
-    # vsrc and vdst come in _virtual_edge_dtype(num_nodes), vdist in
+    # vsrc and vdst come in _index_dtype(num_nodes), vdist in
     # _length_dtype, and the per-edge temporaries below stay that narrow:
     # virtual edges outnumber nodes about a hundredfold.
     level = _longest_path_levels(src, dst, num_nodes)
@@ -263,11 +263,11 @@ def _build_sweep(src: Tensor, dst: Tensor, vsrc: Tensor, vdst: Tensor,
                                         vdist[order]))
 
 
-def _segments(starts: Tensor, lengths: Tensor, dtype: torch.dtype
-              ) -> Tensor:
+def _segments(starts: Tensor, lengths: Tensor, bound: int) -> Tensor:
     """The indices ``starts[s] + j`` for ``j < lengths[s]``, segment after
-    segment."""
+    segment, into an array of :obj:`bound` entries (int32 where they fit)."""
     total = int(lengths.sum())
+    dtype = _index_dtype(max(bound, total))
     begin = torch.cumsum(lengths, 0) - lengths
     return (torch.repeat_interleave((starts - begin).to(dtype), lengths,
                                     output_size=total)
@@ -288,7 +288,7 @@ def _concatenated_sweep(sweeps: Sequence[Sweep], sizes: Sequence[int],
     size = torch.tensor(sizes, dtype=torch.long)
     node_offset = torch.cumsum(size[member], 0) - size[member]
     num_nodes = int(size[member].sum())
-    narrow = _virtual_edge_dtype(num_nodes)
+    narrow = _index_dtype(num_nodes)
 
     def padded(ptr, length):
         return torch.cat([ptr, ptr[-1:].expand(length - ptr.numel())])
@@ -307,7 +307,7 @@ def _concatenated_sweep(sweeps: Sequence[Sweep], sizes: Sequence[int],
     first = level_ptr[member, :-1].t()
     node_lengths = (level_ptr[member, 1:].t() - first).reshape(-1)
     positions = _segments((first + node_start[member]).reshape(-1),
-                          node_lengths, torch.long)
+                          node_lengths, node_order.numel())
     shift = torch.repeat_interleave(node_offset.expand(num_levels, -1)
                                     .reshape(-1), node_lengths)
 
@@ -324,7 +324,7 @@ def _concatenated_sweep(sweeps: Sequence[Sweep], sizes: Sequence[int],
         lo = bounds[member, :-1].t()
         lengths = (bounds[member, 1:].t() - lo).reshape(-1)
         index = _segments((lo + edge_start[member]).reshape(-1), lengths,
-                          dtype)
+                          values.numel())
         edge_shift = torch.repeat_interleave(
             node_offset.expand(num_levels, -1).reshape(-1).to(dtype),
             lengths)
@@ -341,7 +341,7 @@ def _concatenated_sweep(sweeps: Sequence[Sweep], sizes: Sequence[int],
     virtual_dist = torch.cat([c.virtual_dist.cpu().to(lengths)
                               for c in compressed])[index]
     del index, edge_shift
-    level_counts = node_lengths.view(num_levels, -1).sum(1)
+    level_counts = node_lengths.view(num_levels, len(members)).sum(1)
     batch_level_ptr = torch.zeros(num_levels + 1, dtype=torch.long)
     torch.cumsum(level_counts, 0, out=batch_level_ptr[1:])
     level = torch.cat([sweeps[d].level.cpu() for d in members])
@@ -417,7 +417,7 @@ class SweepSchedule:
                                 virtual_edge_index.max()
                                 if virtual_edge_index.numel() else -1)) + 1
         virtual_edge_index = virtual_edge_index.to(
-            _virtual_edge_dtype(num_nodes))
+            _index_dtype(num_nodes))
         virtual_edge_dist = virtual_edge_dist.to(_length_dtype(
             int(virtual_edge_dist.max()) if virtual_edge_dist.numel() else 1))
         src, dst = edge_index

@@ -25,7 +25,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -174,6 +174,25 @@ def load_splits(dataset: str, root: Optional[str], image_size: Optional[int],
                       channels=channels)
 
 
+def _seed_list(text: str) -> List[int]:
+    """``0-9,20,31`` → ``[0, 1, …, 9, 20, 31]``, distinct, in order."""
+    seeds: List[int] = []
+    for part in text.split(','):
+        first, dash, last = part.strip().partition('-')
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'{part!r} is not a seed or a range like 0-9') from None
+        if high < low:
+            raise argparse.ArgumentTypeError(f'empty seed range {part!r}')
+        seeds.extend(range(low, high + 1))
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f'seeds repeat in {text!r}')
+    return seeds
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--dataset', default='digits',
                         help='digits (bundled), cifar10 or pcam')
@@ -245,7 +264,7 @@ def _train_net(args: argparse.Namespace) -> int:
 
     from safetensors.torch import save_file
 
-    from ghnlib.models import get_model
+    from ghnlib.models import get_model_for_input
     from ghnlib.train.evaluation import evaluate
     from ghnlib.train.initializers import initialize
     from ghnlib.train.net_trainer import train_network
@@ -255,11 +274,12 @@ def _train_net(args: argparse.Namespace) -> int:
         args.dataset, args.root, args.image_size, ('train', 'val', 'test'),
         args.channels)
     recipe = _recipe(args)
+    input_shape = (1, ) + tuple(train_set[0][0].shape)
     try:
-        model = get_model(args.arch, num_classes=train_set.num_classes)
+        model = get_model_for_input(args.arch, input_shape,
+                                    num_classes=train_set.num_classes)
     except KeyError as error:
         raise GhnlibError(str(error)) from None
-    input_shape = (1, ) + tuple(train_set[0][0].shape)
     generator = torch.Generator().manual_seed(args.init_seed)
     initialize(model, args.init, generator=generator, input_shape=input_shape)
     os.makedirs(args.out, exist_ok=True)
@@ -318,7 +338,8 @@ def _zoo(args: argparse.Namespace) -> int:
     train_set, val_set, test_set = load_splits(
         args.dataset, args.root, args.image_size, ('train', 'val', 'test'),
         args.channels)
-    seeds = range(args.first_seed, args.first_seed + args.n)
+    seeds = (args.seeds if args.seeds is not None
+             else range(args.first_seed, args.first_seed + args.n))
     members = build_zoo(args.arch, train_set, val_set, args.out, seeds=seeds,
                         recipe=_recipe(args), init=args.init,
                         eval_every=args.eval_every, max_steps=args.max_steps,
@@ -326,9 +347,10 @@ def _zoo(args: argparse.Namespace) -> int:
                         progress=args.progress, test_set=test_set,
                         keep_epochs=args.keep_epochs)
     accuracy = torch.tensor([m.val_accuracy for m in members])
+    spread = (f' ± {accuracy.std():.4f} (min {accuracy.min():.4f}, '
+              f'max {accuracy.max():.4f})' if len(members) > 1 else '')
     print(f'{len(members)} {args.arch} in {args.out}: best validation '
-          f'accuracy {accuracy.mean():.4f} ± {accuracy.std():.4f} '
-          f'(min {accuracy.min():.4f}, max {accuracy.max():.4f})')
+          f'accuracy {accuracy.mean():.4f}{spread}')
     return 0
 
 
@@ -351,8 +373,6 @@ def _train_local(args: argparse.Namespace) -> int:
 def _experiment(args: argparse.Namespace) -> int:
     from ghnlib.experiments import ExperimentConfig, run_experiment
 
-    if args.channels is not None:
-        raise GhnlibError('experiment runs 3-channel images; drop --channels')
     options = {k: v for k, v in dict(
         dataset=args.dataset, root=args.root, arch=args.arch,
         inits=args.inits, members=args.members, epochs=args.epochs,
@@ -364,8 +384,9 @@ def _experiment(args: argparse.Namespace) -> int:
         hyperrep=args.hyperrep,
         zoo=args.zoo, zoo_members=args.zoo_members, seed=args.seed
     ).items() if v is not None}
-    if args.image_size is not None:
-        options['image_size'] = args.image_size
+    for name in ('image_size', 'channels'):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     config = (ExperimentConfig.quick(**options) if args.quick
               else ExperimentConfig(**options))
     results = run_experiment(config, args.out, device=args.device,
@@ -500,6 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     zoo.add_argument('--n', type=int, default=100, help='members')
     zoo.add_argument('--first-seed', type=int, default=0,
                      help='members use seeds first-seed … first-seed+n-1')
+    zoo.add_argument('--seeds', type=_seed_list, metavar='LIST',
+                     help='the members\' seeds instead, e.g. 0-9,20,31 '
+                     '(overrides --n and --first-seed)')
     zoo.add_argument('--init', default='he')
     zoo.add_argument('--keep-epochs', action='store_true',
                      help='also keep the weights at every evaluation (for '

@@ -253,10 +253,13 @@ def test_hyperrep_from_a_zoo_kept_per_epoch(tmp_path, capsys):
     zoo = tmp_path / 'zoo'
     data = ['--dataset', 'digits', '--image-size', '28', '--channels', '1',
             '--no-progress']
-    assert main(['zoo', '--arch', 'small_cnn', '--n', '3', '--epochs', '2',
-                 '--batch-size', '64', '--lr', '0.05', '--keep-epochs',
-                 '--out', str(zoo)] + data) == 0
+    assert main(['zoo', '--arch', 'small_cnn', '--seeds', '4,7-8',
+                 '--epochs', '2', '--batch-size', '64', '--lr', '0.05',
+                 '--keep-epochs', '--out', str(zoo)] + data) == 0
     capsys.readouterr()
+    assert sorted(p.name for p in zoo.glob('member_*')) == [
+        'member_00004.safetensors', 'member_00007.safetensors',
+        'member_00008.safetensors']
     out = tmp_path / 'hyperrep'
     assert main(['train-hyperrep', str(zoo), '--epochs', '2',
                  '--no-progress', '--out', str(out)]) == 0
@@ -265,3 +268,24 @@ def test_hyperrep_from_a_zoo_kept_per_epoch(tmp_path, capsys):
                  f'hyperrep:{out}', '--epochs', '1', '--max-steps', '2',
                  '--out', str(tmp_path / 'net')] + data) == 0
     assert 'small_cnn (hyperrep:' in capsys.readouterr().out
+
+
+def test_zoo_builds_the_network_for_the_dataset_images(tmp_path, capsys):
+    # small_cnn defaults to 1×28×28; three-channel 24×24 digits get a
+    # three-channel small CNN for 24×24 inputs.
+    zoo = tmp_path / 'zoo'
+    assert main(['zoo', '--arch', 'small_cnn', '--seeds', '3', '--epochs',
+                 '1', '--max-steps', '2', '--image-size', '24',
+                 '--no-progress', '--out', str(zoo)]) == 0
+    assert '1 small_cnn in' in capsys.readouterr().out
+    from ghnlib.train.zoo import load_zoo
+    member, = load_zoo(str(zoo))
+    assert member.seed == 3 and member.input_shape == (1, 3, 24, 24)
+    assert member.model().features[0].in_channels == 3
+
+
+@pytest.mark.parametrize('seeds', ['1,x', '5-3', '1,1-2', ''])
+def test_zoo_refuses_bad_seed_lists(seeds, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(['zoo', '--seeds', seeds, '--out', str(tmp_path)])
+    assert 'seed' in capsys.readouterr().err

@@ -30,6 +30,10 @@ class ExperimentConfig:
             (default: :obj:`'digits'`)
         root (str, optional): The dataset's folder (not for digits).
         image_size (int): Side of the digits images. (default: :obj:`16`)
+        channels (int): Channels of the digits images; the evaluated
+            networks are built for them where their builder takes
+            :obj:`in_channels` (e.g. 1 at 28×28 for :obj:`'small_cnn'`).
+            (default: :obj:`3`)
         arch (str): The evaluated architecture. (default: :obj:`'resnet20'`)
         inits (Sequence[str]): Initialisations to compare (:obj:`INITS`).
         members (int): Networks trained per initialisation (the paper: 25).
@@ -66,6 +70,7 @@ class ExperimentConfig:
     dataset: str = 'digits'
     root: Optional[str] = None
     image_size: int = 16
+    channels: int = 3
     arch: str = 'resnet20'
     inits: Sequence[str] = ('he', 'xavier', 'vae', 'vqvae', 'ghn',
                             'noise-ghn')
@@ -115,10 +120,14 @@ class _Context:
         from ghnlib.data import get_splits
         self.config, self.out_dir = config, out_dir
         self.device, self.progress = device, progress
-        image_size = config.image_size if config.dataset == 'digits' else None
+        digits = config.dataset == 'digits'
+        if not digits and config.channels != 3:
+            raise GhnlibError(f'channels applies to digits only, not '
+                              f'{config.dataset!r}')
         self.train, self.val, self.test = get_splits(
             config.dataset, ('train', 'val', 'test'), root=config.root,
-            image_size=image_size)
+            image_size=config.image_size if digits else None,
+            channels=config.channels if digits else None)
         self.input_shape = (1, ) + tuple(self.train[0][0].shape)
 
     def log(self, message: str) -> None:
@@ -260,7 +269,7 @@ def _train_member(ctx: _Context, init: str, spec: str, k: int,
                   ood) -> Dict[str, Any]:
     from safetensors.torch import load_file, save_file
 
-    from ghnlib.models import get_model
+    from ghnlib.models import get_model_for_input
     from ghnlib.train import initialize, train_network
     path = os.path.join(ctx.out_dir, 'members', init, f'{k:03d}.safetensors')
     if os.path.exists(path):
@@ -272,7 +281,8 @@ def _train_member(ctx: _Context, init: str, spec: str, k: int,
         except Exception:
             os.remove(path)  # unreadable: train this member again
     seed = ctx.config.seed + k
-    model = get_model(ctx.config.arch, num_classes=ctx.train.num_classes)
+    model = get_model_for_input(ctx.config.arch, ctx.input_shape,
+                                num_classes=ctx.train.num_classes)
     initialize(model, spec, generator=torch.Generator().manual_seed(seed),
                input_shape=ctx.input_shape)
     history = train_network(model, ctx.train, ctx.val, recipe=ctx.recipe(),

@@ -196,7 +196,7 @@ class HyperRepresentation:
             mean contrastive term per epoch), the zoo, the options and the
             time taken.
         """
-        from ghnlib.models import get_model
+        from ghnlib.models import get_model_for_input
 
         for name, value in (('epochs', epochs), ('batch_size', batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or \
@@ -214,8 +214,8 @@ class HyperRepresentation:
         if input_shape is None:
             raise GhnlibError(f"the zoo in '{zoo_dir}' does not record its "
                               'input shape; pass input_shape=(1, C, H, W)')
-        tokenizer = WeightTokenizer.from_model(get_model(weights.arch),
-                                               input_shape)
+        tokenizer = WeightTokenizer.from_model(
+            get_model_for_input(weights.arch, input_shape), input_shape)
         if permute and not tokenizer.permutable:
             raise GhnlibError(
                 f'{weights.arch} is not a chain of conv/linear layers, so '

@@ -138,7 +138,7 @@ class LocalInitializer:
         """
         from ghnlib.local.fit import (CODE_PRIOR_RECIPE, VAE_RECIPE,
                                       VQVAE_RECIPE, fit_kernel_model)
-        from ghnlib.models import get_model
+        from ghnlib.models import get_model_for_input
         from ghnlib.train.zoo import load_zoo
 
         model_class = _model_class(kind)
@@ -146,7 +146,8 @@ class LocalInitializer:
         if not members:
             raise GhnlibError(f"the zoo in '{zoo_dir}' has no members yet")
         datasets, skipped = build_weight_datasets(
-            [m.state_dict() for m in members], get_model(arch),
+            [m.state_dict() for m in members],
+            get_model_for_input(arch, input_shape),
             prune_fraction=prune_fraction, input_shape=input_shape)
         recipe = dict(VAE_RECIPE if kind == 'vae' else VQVAE_RECIPE)
         if epochs is not None:

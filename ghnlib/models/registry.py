@@ -1,13 +1,16 @@
 r"""A registry of model builders, looked up by name."""
 import difflib
 import fnmatch
-from typing import Callable, Dict, List, Optional, TypeVar, Union
+import inspect
+from typing import (Callable, Dict, List, Optional, Sequence, TypeVar,
+                    Union)
 
 import torch.nn as nn
 
 from ghnlib.errors import UnknownModelError
 
-__all__ = ['register_model', 'list_models', 'get_model']
+__all__ = ['register_model', 'list_models', 'get_model',
+           'get_model_for_input']
 
 Builder = TypeVar('Builder', bound=Callable[..., nn.Module])
 
@@ -66,6 +69,18 @@ def list_models(pattern: Optional[str] = None) -> List[str]:
     return names
 
 
+def _builder(name: str) -> Callable[..., nn.Module]:
+    try:
+        return _MODELS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3)
+        hint = (f" Did you mean {', '.join(repr(c) for c in close)}?"
+                if close else '')
+        raise UnknownModelError(
+            f"Unknown model '{name}'.{hint} Call ghnlib.models.list_models() "
+            'to see the available models.') from None
+
+
 def get_model(name: str, **kwargs) -> nn.Module:
     r"""Builds the registered model :obj:`name`.
 
@@ -77,13 +92,38 @@ def get_model(name: str, **kwargs) -> nn.Module:
     Raises:
         UnknownModelError: If no model is registered under :obj:`name`.
     """
-    try:
-        builder = _MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_MODELS), n=3)
-        hint = (f" Did you mean {', '.join(repr(c) for c in close)}?"
-                if close else '')
-        raise UnknownModelError(
-            f"Unknown model '{name}'.{hint} Call ghnlib.models.list_models() "
-            'to see the available models.') from None
+    return _builder(name)(**kwargs)
+
+
+def get_model_for_input(name: str, input_shape: Sequence[int],
+                        **kwargs) -> nn.Module:
+    r"""Builds the registered model :obj:`name` for images of
+    :obj:`input_shape`: builders that take :obj:`in_channels` get the
+    number of channels, and builders that take :obj:`input_size` (the side
+    of square inputs) get it, unless :obj:`kwargs` sets them.
+
+    .. code-block:: python
+
+        model = get_model_for_input('small_cnn', (1, 3, 32, 32))
+
+    Args:
+        name (str): The registered name of the model.
+        input_shape (Sequence[int]): :math:`(C, H, W)` or
+            :math:`(B, C, H, W)`.
+        **kwargs (optional): Further keyword arguments of the builder.
+
+    Raises:
+        UnknownModelError: If no model is registered under :obj:`name`.
+        ValueError: If :obj:`input_shape` is not an image shape.
+    """
+    if len(input_shape) not in (3, 4):
+        raise ValueError(f'input_shape must be (C, H, W) or (B, C, H, W), '
+                         f'got {tuple(input_shape)}')
+    builder = _builder(name)
+    channels, height, width = (int(s) for s in tuple(input_shape)[-3:])
+    parameters = inspect.signature(builder).parameters
+    if 'in_channels' in parameters:
+        kwargs.setdefault('in_channels', channels)
+    if 'input_size' in parameters and height == width:
+        kwargs.setdefault('input_size', height)
     return builder(**kwargs)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ghnlib.errors import GhnlibError
 from ghnlib.graph import to_graph
-from ghnlib.models import get_model
+from ghnlib.models import get_model_for_input
 from ghnlib.train.evaluation import calibrate_batch_norm, evaluate
 from ghnlib.train.ghn_loss import MetaBatchLoss
 from ghnlib.utils.checkpoint import atomic_write, load_state, save_state
@@ -182,7 +182,7 @@ class GHNTrainer:
         if isinstance(name, nn.Module):
             return name.to(self.device).train()
         try:
-            model = get_model(name)
+            model = get_model_for_input(name, self.input_shape)
         except KeyError as error:
             raise GhnlibError(str(error)) from None
         return model.to(self.device).train()

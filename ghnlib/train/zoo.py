@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ghnlib.errors import GhnlibError
-from ghnlib.models import get_model
+from ghnlib.models import get_model, get_model_for_input
 from ghnlib.train.evaluation import evaluate
 from ghnlib.train.initializers import initialize
 from ghnlib.train.net_trainer import SGDRecipe, train_network
@@ -108,8 +108,11 @@ class ZooMember:
                               'and run the zoo again to retrain it') from error
 
     def model(self, **kwargs) -> torch.nn.Module:
-        """A fresh model of :obj:`arch` holding the member's weights."""
-        model = get_model(self.arch, **kwargs)
+        """A fresh model of :obj:`arch` (built for the member's input shape
+        where it is recorded) holding the member's weights."""
+        model = (get_model(self.arch, **kwargs) if self.input_shape is None
+                 else get_model_for_input(self.arch, self.input_shape,
+                                          **kwargs))
         model.load_state_dict(self.state_dict())
         return model
 
@@ -203,7 +206,7 @@ def build_zoo(arch: str, train_set: Dataset, val_set: Dataset,
                                   f'is of {arch}: use another folder')
             members.append(member)
             continue
-        model = get_model(arch)
+        model = get_model_for_input(arch, input_shape)
         initialize(model, init, generator=torch.Generator().manual_seed(seed),
                    input_shape=input_shape)
         kept: List[Tuple[int, Dict[str, torch.Tensor], Optional[float]]] = []

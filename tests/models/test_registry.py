@@ -1,4 +1,5 @@
 import pytest
+import torch
 import torch.nn as nn
 
 from ghnlib.errors import UnknownModelError
@@ -90,3 +91,22 @@ def test_unknown_name_without_close_match():
     assert "'xyzzy'" in message
     assert 'Did you mean' not in message
     assert 'list_models()' in message
+
+
+def test_get_model_for_input_builds_for_the_channels_and_size():
+    from ghnlib.models import get_model_for_input
+
+    cnn = get_model_for_input('small_cnn', (2, 3, 32, 32), num_classes=5)
+    assert cnn.features[0].in_channels == 3
+    assert cnn(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+    resnet = get_model_for_input('resnet20', (1, 16, 16))
+    assert resnet(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    # Explicit options win; non-square inputs leave input_size alone.
+    assert get_model_for_input('small_cnn', (1, 3, 32, 32),
+                               in_channels=2).features[0].in_channels == 2
+    assert get_model_for_input('small_cnn', (1, 1, 28, 40))(
+        torch.randn(1, 1, 28, 28)).shape == (1, 10)
+    with pytest.raises(ValueError, match=r'\(C, H, W\)'):
+        get_model_for_input('small_cnn', (28, 28))
+    with pytest.raises(UnknownModelError, match='small_cnn'):
+        get_model_for_input('small_cn', (1, 28, 28))

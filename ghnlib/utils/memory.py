@@ -3,13 +3,13 @@ import ctypes
 import ctypes.util
 import functools
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 __all__ = ['release_freed_memory']
 
 
 @functools.lru_cache(maxsize=1)
-def _malloc_trim() -> Optional[ctypes._CFuncPtr]:
+def _malloc_trim() -> Optional[Callable[[int], int]]:
     if not sys.platform.startswith('linux'):
         return None
     try:

@@ -11,6 +11,8 @@
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,13 +28,21 @@ std::string shape_string(const at::Tensor& tensor) {
   return out.str();
 }
 
+// A contiguous 1-D CPU tensor of one of `dtypes` (described as `kinds`).
+void check_vector(const at::Tensor& tensor, const char* name,
+                  std::initializer_list<at::ScalarType> dtypes,
+                  const char* kinds) {
+  const bool known = std::find(dtypes.begin(), dtypes.end(),
+                               tensor.scalar_type()) != dtypes.end();
+  TORCH_CHECK_VALUE(known && tensor.dim() == 1 && tensor.is_cpu() &&
+                        tensor.is_contiguous(),
+                    kOp, name, " must be a contiguous 1-D ", kinds,
+                    " CPU tensor, got ", tensor.scalar_type(), " ",
+                    shape_string(tensor), " on ", tensor.device(), ".");
+}
+
 void check_index(const at::Tensor& tensor, const char* name, int64_t length) {
-  TORCH_CHECK_VALUE(tensor.scalar_type() == at::kLong && tensor.dim() == 1 &&
-                        tensor.is_cpu() && tensor.is_contiguous(),
-                    kOp, name,
-                    " must be a contiguous 1-D int64 CPU tensor, got ",
-                    tensor.scalar_type(), " ", shape_string(tensor), " on ",
-                    tensor.device(), ".");
+  check_vector(tensor, name, {at::kLong}, "int64");
   if (length >= 0) {
     TORCH_CHECK_VALUE(tensor.size(0) == length, kOp, name, " must have ",
                       length, " entries, got ", tensor.size(0), ".");
@@ -63,56 +73,28 @@ void check_in_range(const at::Tensor& index, const char* name,
   }
 }
 
-template <typename dist_t>
-void check_lengths(const at::Tensor& virtual_dist) {
-  const dist_t* dist = virtual_dist.const_data_ptr<dist_t>();
-  for (const auto e : c10::irange(virtual_dist.size(0))) {
-    TORCH_CHECK_VALUE(dist[e] >= 1, kOp, "virtual_dist[", e, "] = ",
-                      static_cast<int64_t>(dist[e]),
-                      " is not a path length (at least 1).");
-  }
-}
-
 // The virtual edges' sources (int32 or int64) and lengths (any of uint8,
 // int16, int32, int64; at least 1).
 void check_virtual_edges(const at::Tensor& virtual_src,
                          const at::Tensor& virtual_dist, int64_t num_nodes) {
-  const auto src_type = virtual_src.scalar_type();
-  const auto dist_type = virtual_dist.scalar_type();
-  TORCH_CHECK_VALUE((src_type == at::kInt || src_type == at::kLong) &&
-                        virtual_src.dim() == 1 && virtual_src.is_cpu() &&
-                        virtual_src.is_contiguous(),
-                    kOp,
-                    "virtual_src must be a contiguous 1-D int32 or int64 CPU "
-                    "tensor, got ",
-                    src_type, " ", shape_string(virtual_src), " on ",
-                    virtual_src.device(), ".");
-  TORCH_CHECK_VALUE(
-      (dist_type == at::kByte || dist_type == at::kShort ||
-       dist_type == at::kInt || dist_type == at::kLong) &&
-          virtual_dist.dim() == 1 && virtual_dist.is_cpu() &&
-          virtual_dist.is_contiguous(),
-      kOp,
-      "virtual_dist must be a contiguous 1-D CPU tensor of integer path "
-      "lengths (uint8, int16, int32 or int64), got ",
-      dist_type, " ", shape_string(virtual_dist), " on ",
-      virtual_dist.device(), ".");
+  check_vector(virtual_src, "virtual_src", {at::kInt, at::kLong},
+               "int32 or int64");
+  check_vector(virtual_dist, "virtual_dist",
+               {at::kByte, at::kShort, at::kInt, at::kLong},
+               "uint8/int16/int32/int64 (integer path lengths)");
   TORCH_CHECK_VALUE(virtual_dist.size(0) == virtual_src.size(0), kOp,
                     "virtual_dist must have one length per virtual edge (",
                     virtual_src.size(0), "), got ", virtual_dist.size(0), ".");
-  AT_DISPATCH_INDEX_TYPES(src_type, "check_virtual_edges", [&] {
-    check_in_range<index_t>(virtual_src, "virtual_src", num_nodes);
-  });
-  AT_DISPATCH_SWITCH(dist_type, "check_virtual_edges",
-                     AT_DISPATCH_CASE(at::kByte, [&] {
-                       check_lengths<scalar_t>(virtual_dist);
-                     }) AT_DISPATCH_CASE(at::kShort, [&] {
-                       check_lengths<scalar_t>(virtual_dist);
-                     }) AT_DISPATCH_CASE(at::kInt, [&] {
-                       check_lengths<scalar_t>(virtual_dist);
-                     }) AT_DISPATCH_CASE(at::kLong, [&] {
-                       check_lengths<scalar_t>(virtual_dist);
-                     }));
+  AT_DISPATCH_INDEX_TYPES(virtual_src.scalar_type(), "check_virtual_edges",
+                          [&] {
+                            check_in_range<index_t>(virtual_src,
+                                                    "virtual_src", num_nodes);
+                          });
+  if (virtual_dist.numel() > 0) {
+    const int64_t shortest = virtual_dist.min().item<int64_t>();
+    TORCH_CHECK_VALUE(shortest >= 1, kOp, "virtual_dist holds ", shortest,
+                      ", which is not a path length (at least 1).");
+  }
 }
 
 void check_weight(const at::Tensor& tensor, const at::Tensor& h,

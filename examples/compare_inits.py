@@ -21,7 +21,8 @@ import torch
 from ghnlib.data import load_digits
 from ghnlib.models import get_model
 from ghnlib.nn.graph_hypernetwork import PRETRAINED_DIR, list_pretrained
-from ghnlib.train import SGDRecipe, initialize, train_network
+from ghnlib.init import initialize
+from ghnlib.train import SGDRecipe, train_network
 
 
 def resolve(spec):

@@ -44,7 +44,7 @@ def accuracy_at_init(model, train_set, test_set):
 
 def predict_with_ghn(graph, out_dir):
     from ghnlib.data import load_digits
-    from ghnlib.train import initialize
+    from ghnlib.init import initialize
 
     ghn = GraphHyperNetwork.pretrained('digits-noise')
     print(f'\n== {ghn}: {sum(p.numel() for p in ghn.parameters()):,} '

@@ -21,8 +21,9 @@ from ghnlib.data import load_digits
 from ghnlib.hyperrep import (HyperRepresentation, load_zoo_weights,
                              sample_raw_weights)
 from ghnlib.models import get_model
-from ghnlib.train import SGDRecipe, evaluate, initialize, train_network
-from ghnlib.train.zoo import build_zoo
+from ghnlib.init import initialize
+from ghnlib.train import SGDRecipe, evaluate, train_network
+from ghnlib.zoo import build_zoo
 
 IMAGE_SIZE = 28
 INPUT_SHAPE = (1, 1, IMAGE_SIZE, IMAGE_SIZE)

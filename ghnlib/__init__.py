@@ -1,7 +1,7 @@
 """ghnlib: initialise neural networks with generative models."""
 from ghnlib.errors import GhnlibError, GraphConversionError
-from ghnlib import (data, graph, hyperrep, local, metrics, models, nn, ops,
-                    train)
+from ghnlib import (data, graph, hyperrep, init, local, metrics, models, nn,
+                    ops, train, zoo)
 from ghnlib.graph import ArchGraph, to_graph, from_onnx
 from ghnlib.nn import GraphHyperNetwork
 
@@ -17,11 +17,13 @@ __all__ = [
     'data',
     'graph',
     'hyperrep',
+    'init',
     'local',
     'metrics',
     'models',
     'nn',
     'ops',
     'train',
+    'zoo',
     '__version__',
 ]

@@ -10,8 +10,22 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from ghnlib.data import get_splits, load_cifar10c
+from ghnlib.data.corruptions import CorruptedDataset
 from ghnlib.errors import GhnlibError
+from ghnlib.experiments.analysis import analyse
+from ghnlib.experiments.report import write_report
+from ghnlib.init import initialize
+from ghnlib.local import LocalInitializer
+from ghnlib.local.initializer import FILE
+from ghnlib.models import get_model_for_input
+from ghnlib.nn import GraphHyperNetwork
+from ghnlib.nn.graph_hypernetwork import PRETRAINED_DIR, list_pretrained
+from ghnlib.train import train_network
+from ghnlib.train.ghn_trainer import GHNTrainer, GHNTrainingConfig
+from ghnlib.train.net_trainer import SGDRecipe
 from ghnlib.utils.checkpoint import atomic_write
+from ghnlib.zoo import build_zoo
 
 __all__ = ['ExperimentConfig', 'run_experiment', 'INITS']
 
@@ -117,7 +131,6 @@ class ExperimentConfig:
 class _Context:
     def __init__(self, config: ExperimentConfig, out_dir: str, device,
                  progress: bool):
-        from ghnlib.data import get_splits
         self.config, self.out_dir = config, out_dir
         self.device, self.progress = device, progress
         digits = config.dataset == 'digits'
@@ -135,7 +148,6 @@ class _Context:
             print(message, flush=True)
 
     def recipe(self):
-        from ghnlib.train.net_trainer import SGDRecipe
         factors = (0.2, 0.5)[:len(self.config.milestones)]
         return SGDRecipe(lr=self.config.lr, epochs=self.config.epochs,
                          milestones=tuple(self.config.milestones),
@@ -143,7 +155,6 @@ class _Context:
 
 
 def _shipped(name: Optional[str]) -> Optional[str]:
-    from ghnlib.nn.graph_hypernetwork import PRETRAINED_DIR, list_pretrained
     if name is not None and not os.path.exists(name) and \
             name in list_pretrained():
         return os.path.join(PRETRAINED_DIR, f'{name}.safetensors')
@@ -159,8 +170,6 @@ def _ghn_spec(ctx: _Context, noise: bool) -> str:
         given = _shipped('digits-noise' if noise else 'digits')
     if given is not None:
         return f'{kind}:{given}'
-    from ghnlib.nn import GraphHyperNetwork
-    from ghnlib.train.ghn_trainer import GHNTrainer, GHNTrainingConfig
     run_dir = os.path.join(ctx.out_dir, kind)
     path = os.path.join(run_dir, 'ghn.safetensors')
     done = os.path.join(run_dir, 'done')
@@ -186,8 +195,6 @@ def _local_spec(ctx: _Context, kind: str) -> str:
     given = config.vae if kind == 'vae' else config.vqvae
     if given is not None:
         return f'{kind}:{given}'
-    from ghnlib.local import LocalInitializer
-    from ghnlib.local.initializer import FILE
     directory = os.path.join(ctx.out_dir, kind)
     if not os.path.exists(os.path.join(directory, FILE)):
         zoo = config.zoo or _build_zoo(ctx)
@@ -201,7 +208,6 @@ def _local_spec(ctx: _Context, kind: str) -> str:
 
 
 def _build_zoo(ctx: _Context) -> str:
-    from ghnlib.train.zoo import build_zoo
     config = ctx.config
     directory = os.path.join(ctx.out_dir, 'zoo')
     # Zoo seeds differ from the evaluated members' seeds.
@@ -241,14 +247,12 @@ def _ood_sets(ctx: _Context) -> List[Tuple[str, int, Any]]:
     config = ctx.config
     sets = []
     if config.cifar10c_root is not None:
-        from ghnlib.data import load_cifar10c
         mean, std = ctx.train.mean, ctx.train.std
         for name in config.corruptions:
             for severity in config.severities:
                 sets.append((name, severity, load_cifar10c(
                     config.cifar10c_root, name, severity, mean=mean, std=std)))
         return sets
-    from ghnlib.data.corruptions import CorruptedDataset
     for name in config.corruptions:
         for severity in config.severities:
             sets.append((name, severity, CorruptedDataset(
@@ -269,8 +273,6 @@ def _train_member(ctx: _Context, init: str, spec: str, k: int,
                   ood) -> Dict[str, Any]:
     from safetensors.torch import load_file, save_file
 
-    from ghnlib.models import get_model_for_input
-    from ghnlib.train import initialize, train_network
     path = os.path.join(ctx.out_dir, 'members', init, f'{k:03d}.safetensors')
     if os.path.exists(path):
         try:
@@ -310,8 +312,6 @@ def run_experiment(config: ExperimentConfig,
     (one file each, written atomically) are reused, so an interrupted run
     continues where it stopped.
     """
-    from ghnlib.experiments.analysis import analyse
-    from ghnlib.experiments.report import write_report
 
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)

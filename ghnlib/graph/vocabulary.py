@@ -23,7 +23,8 @@ __all__ = [
     'VOCABULARY_VERSION', 'OPS', 'OP_INDEX', 'RELU_LIKE', 'op_index',
     'module_op', 'module_node_layout', 'function_op', 'method_op',
     'is_shape_only_module', 'is_shape_only_function', 'is_shape_only_method',
-    'is_known_module',
+    'is_known_module', 'CONV_OPS', 'WEIGHT_OPS', 'NORM_OPS',
+    'CHANNELWISE_OPS',
 ]
 
 VOCABULARY_VERSION = 1
@@ -76,6 +77,26 @@ OP_INDEX: Dict[str, int] = {name: i for i, name in enumerate(OPS)}
 
 #: Ops followed by a gain of 2 in He-style normalisation.
 RELU_LIKE = frozenset({'relu', 'gelu', 'silu', 'hardswish', 'elu'})
+
+#: Convolutions of every kind: their weight holds k×k kernel slices.
+CONV_OPS = frozenset({'conv', 'conv_grouped', 'conv_dilated',
+                      'conv_transpose'})
+
+#: Ops whose weight is a dense matrix or kernel: convolutions and linear
+#: layers.
+WEIGHT_OPS = CONV_OPS | {'linear'}
+
+#: Normalisation layers (their parameters are a per-channel scale and shift).
+NORM_OPS = frozenset({'batch_norm', 'layer_norm', 'group_norm',
+                      'instance_norm'})
+
+#: Parameter-free ops that act on each channel alone: permuting the channels
+#: before them permutes their output the same way.
+CHANNELWISE_OPS = frozenset({
+    'relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'hardswish', 'hardsigmoid',
+    'elu', 'activation', 'max_pool', 'avg_pool', 'adaptive_max_pool',
+    'adaptive_avg_pool', 'global_max_pool', 'global_avg_pool', 'upsample',
+    'bias'})
 
 
 def op_index(name: str) -> int:

@@ -10,6 +10,7 @@ from ghnlib.hyperrep.sampling import (GaussianKDE, sample_raw_weights,
 from ghnlib.hyperrep.zoo_weights import ZooWeights, load_zoo_weights
 from ghnlib.hyperrep.hyper_representation import HyperRepresentation
 from ghnlib.hyperrep.train_hyperrep import train_hyperrep
+from ghnlib.hyperrep.initializer import hyperrep_init, load_hyperrep
 
 __all__ = [
     'HyperRepresentation',
@@ -24,4 +25,6 @@ __all__ = [
     'sample_raw_weights',
     'ZooWeights',
     'load_zoo_weights',
+    'hyperrep_init',
+    'load_hyperrep',
 ]

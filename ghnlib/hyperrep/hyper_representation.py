@@ -16,6 +16,7 @@ from ghnlib.hyperrep.model import WeightAutoencoder
 from ghnlib.hyperrep.sampling import GaussianKDE, top_fraction_indices
 from ghnlib.hyperrep.tokenizer import WeightTokenizer
 from ghnlib.hyperrep.zoo_weights import load_zoo_weights
+from ghnlib.models import get_model_for_input
 from ghnlib.utils.checkpoint import atomic_write, read_safetensors
 
 __all__ = ['HyperRepresentation', 'FILE']
@@ -154,7 +155,7 @@ class HyperRepresentation:
 
         Args:
             zoo_dir (str): A folder written by
-                :func:`~ghnlib.train.zoo.build_zoo` (ideally with
+                :func:`~ghnlib.zoo.build_zoo` (ideally with
                 :obj:`keep_epochs=True`).
             arch (str, optional): Its architecture, checked against the zoo.
                 (default: :obj:`None`, the zoo's)
@@ -196,7 +197,6 @@ class HyperRepresentation:
             mean contrastive term per epoch), the zoo, the options and the
             time taken.
         """
-        from ghnlib.models import get_model_for_input
 
         for name, value in (('epochs', epochs), ('batch_size', batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or \

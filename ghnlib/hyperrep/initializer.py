@@ -8,6 +8,7 @@ from torch import nn
 
 from ghnlib.errors import GhnlibError
 from ghnlib.hyperrep.hyper_representation import FILE, HyperRepresentation
+from ghnlib.init import register_initializer
 
 __all__ = ['hyperrep_init', 'load_hyperrep']
 
@@ -31,12 +32,14 @@ def load_hyperrep(directory: str) -> HyperRepresentation:
     return _load_cached(path, stat.st_mtime_ns, stat.st_size)
 
 
+@register_initializer('hyperrep', argument='DIR')
 def hyperrep_init(directory: str):
     r"""Builds the :obj:`hyperrep:DIR` scheme: every conv and linear layer
-    gets weights decoded from a latent sampled from the
-    :math:`S_{\mathrm{KDE30}}` KDE of the hyper-representation in
-    :obj:`directory` (:meth:`HyperRepresentation.init_`), one draw per call.
-    The model must have the zoo's architecture.
+    gets weights decoded from a latent sampled from the KDE over the most
+    accurate 30 % of the zoo (:math:`S_{\mathrm{KDE30}}`) of the
+    hyper-representation in :obj:`directory`
+    (:meth:`HyperRepresentation.init_`), one draw per call. The model must
+    have the zoo's architecture.
 
     Args:
         directory (str): A folder written by

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ghnlib.errors import GhnlibError
+from ghnlib.zoo import load_zoo
 
 __all__ = ['ZooWeights', 'load_zoo_weights']
 
@@ -42,7 +43,7 @@ def load_zoo_weights(zoo_dir: Union[str, os.PathLike],
                      arch: Optional[str] = None, *,
                      min_epoch: float = 1.0) -> ZooWeights:
     r"""Reads the checkpoints of a zoo built by
-    :func:`~ghnlib.train.zoo.build_zoo`: with :obj:`keep_epochs=True`, every
+    :func:`~ghnlib.zoo.build_zoo`: with :obj:`keep_epochs=True`, every
     kept checkpoint from epoch :obj:`min_epoch` on (the untrained
     initialisation, epoch 0, is left out by default); otherwise each
     member's best-validation weights.
@@ -54,7 +55,6 @@ def load_zoo_weights(zoo_dir: Union[str, os.PathLike],
         min_epoch (float, optional): Earliest epoch kept. (default:
             :obj:`1.0`)
     """
-    from ghnlib.train.zoo import load_zoo
 
     members = load_zoo(zoo_dir, arch)
     if not members:

@@ -5,6 +5,7 @@ from ghnlib.local.fit import fit_kernel_model
 from ghnlib.local.initializer import InitReport, LocalInitializer
 from ghnlib.local.kernel_vae import KernelVAE
 from ghnlib.local.kernel_vqvae import KernelVQVAE
+from ghnlib.local.schemes import vae_init, vqvae_init
 from ghnlib.local.weight_dataset import (ConvLayer, WeightDataset,
                                          build_weight_datasets, conv_layers,
                                          kernel_slices, prune_slices)
@@ -22,4 +23,6 @@ __all__ = [
     'kernel_slices',
     'prune_slices',
     'build_weight_datasets',
+    'vae_init',
+    'vqvae_init',
 ]

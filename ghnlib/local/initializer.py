@@ -11,8 +11,15 @@ import torch
 from torch import Tensor, nn
 
 from ghnlib.errors import GhnlibError
+from ghnlib.local.code_prior import CodePrior
+from ghnlib.local.fit import (CODE_PRIOR_RECIPE, VAE_RECIPE, VQVAE_RECIPE,
+                              fit_kernel_model)
+from ghnlib.local.kernel_vae import KernelVAE
+from ghnlib.local.kernel_vqvae import KernelVQVAE
 from ghnlib.local.weight_dataset import build_weight_datasets, conv_layers
+from ghnlib.models import get_model_for_input
 from ghnlib.utils.checkpoint import atomic_write, read_safetensors
+from ghnlib.zoo import load_zoo
 
 __all__ = ['LocalInitializer', 'InitReport', 'KINDS']
 
@@ -24,10 +31,8 @@ KINDS = ('vae', 'vqvae')
 
 def _model_class(kind: str):
     if kind == 'vae':
-        from ghnlib.local.kernel_vae import KernelVAE
         return KernelVAE
     if kind == 'vqvae':
-        from ghnlib.local.kernel_vqvae import KernelVQVAE
         return KernelVQVAE
     raise GhnlibError(f"unknown local model kind {kind!r}; use one of {KINDS}")
 
@@ -43,7 +48,6 @@ class LayerSampler:
 
     def sample(self, generator: Optional[torch.Generator] = None) -> Tensor:
         out, inp, kh, kw = self.shape
-        from ghnlib.local.kernel_vae import KernelVAE
 
         options = {}
         if isinstance(self.model, KernelVAE):
@@ -114,7 +118,7 @@ class LocalInitializer:
 
         Args:
             zoo_dir (str): A folder written by
-                :func:`~ghnlib.train.zoo.build_zoo`.
+                :func:`~ghnlib.zoo.build_zoo`.
             arch (str): Its architecture (checked against the zoo).
             kind (str, optional): :obj:`'vae'` or :obj:`'vqvae'`.
                 (default: :obj:`'vae'`)
@@ -136,10 +140,6 @@ class LocalInitializer:
                 (default: :obj:`0`)
             progress (bool, optional): Progress bars. (default: :obj:`False`)
         """
-        from ghnlib.local.fit import (CODE_PRIOR_RECIPE, VAE_RECIPE,
-                                      VQVAE_RECIPE, fit_kernel_model)
-        from ghnlib.models import get_model_for_input
-        from ghnlib.train.zoo import load_zoo
 
         model_class = _model_class(kind)
         members = load_zoo(zoo_dir, arch)
@@ -168,7 +168,6 @@ class LocalInitializer:
                 model, standard, seed=seed + index, progress=progress,
                 **recipe)
             if kind == 'vqvae' and prior:
-                from ghnlib.local.code_prior import CodePrior
                 model.eval()
                 with torch.no_grad():
                     codes = model.encode(standard)

@@ -1,20 +1,20 @@
 r"""A registry of model builders, looked up by name."""
-import difflib
-import fnmatch
 import inspect
-from typing import (Callable, Dict, List, Optional, Sequence, TypeVar,
-                    Union)
+from typing import Callable, List, Optional, Sequence, TypeVar, Union
 
 import torch.nn as nn
 
 from ghnlib.errors import UnknownModelError
+from ghnlib.utils.registry import Registry
 
 __all__ = ['register_model', 'list_models', 'get_model',
            'get_model_for_input']
 
 Builder = TypeVar('Builder', bound=Callable[..., nn.Module])
 
-_MODELS: Dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    'model', error=UnknownModelError,
+    hint='Call ghnlib.models.list_models() to see the available models.')
 
 
 def register_model(
@@ -40,19 +40,9 @@ def register_model(
     Raises:
         ValueError: If a model with the same name is already registered.
     """
-    def decorator(builder: Builder) -> Builder:
-        key = builder.__name__ if name is None else name
-        if key in _MODELS:
-            raise ValueError(f"A model named '{key}' is already registered "
-                             f'(by {_MODELS[key].__module__}.'
-                             f'{_MODELS[key].__qualname__})')
-        _MODELS[key] = builder
-        return builder
-
     if callable(name):
-        builder, name = name, None
-        return decorator(builder)
-    return decorator
+        return MODELS.register(None, name)
+    return MODELS.register(name)
 
 
 def list_models(pattern: Optional[str] = None) -> List[str]:
@@ -63,22 +53,7 @@ def list_models(pattern: Optional[str] = None) -> List[str]:
             :obj:`'resnet*'`; only names matching it are returned.
             (default: :obj:`None`)
     """
-    names = sorted(_MODELS)
-    if pattern is not None:
-        names = [name for name in names if fnmatch.fnmatchcase(name, pattern)]
-    return names
-
-
-def _builder(name: str) -> Callable[..., nn.Module]:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_MODELS), n=3)
-        hint = (f" Did you mean {', '.join(repr(c) for c in close)}?"
-                if close else '')
-        raise UnknownModelError(
-            f"Unknown model '{name}'.{hint} Call ghnlib.models.list_models() "
-            'to see the available models.') from None
+    return MODELS.names(pattern)
 
 
 def get_model(name: str, **kwargs) -> nn.Module:
@@ -92,7 +67,7 @@ def get_model(name: str, **kwargs) -> nn.Module:
     Raises:
         UnknownModelError: If no model is registered under :obj:`name`.
     """
-    return _builder(name)(**kwargs)
+    return MODELS.get(name)(**kwargs)
 
 
 def get_model_for_input(name: str, input_shape: Sequence[int],
@@ -119,7 +94,7 @@ def get_model_for_input(name: str, input_shape: Sequence[int],
     if len(input_shape) not in (3, 4):
         raise ValueError(f'input_shape must be (C, H, W) or (B, C, H, W), '
                          f'got {tuple(input_shape)}')
-    builder = _builder(name)
+    builder = MODELS.get(name)
     channels, height, width = (int(s) for s in tuple(input_shape)[-3:])
     parameters = inspect.signature(builder).parameters
     if 'in_channels' in parameters:

@@ -3,6 +3,7 @@ from ghnlib.nn.node_encoder import NodeEncoder
 from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule
 from ghnlib.nn.decoder import ParameterDecoder
 from ghnlib.nn.graph_hypernetwork import GraphHyperNetwork
+from ghnlib.nn.ghn_schemes import ghn_init, noise_ghn_init
 
 __all__ = [
     'GraphHyperNetwork',
@@ -10,4 +11,6 @@ __all__ = [
     'GatedGNN',
     'SweepSchedule',
     'ParameterDecoder',
+    'ghn_init',
+    'noise_ghn_init',
 ]

@@ -1,11 +1,7 @@
-r"""Training: graph hypernetworks (GHN, Noise GHN) and plain networks, and
-the initialisation schemes the plain trainer starts from."""
+r"""Training: graph hypernetworks (GHN, Noise GHN) and plain networks."""
 from ghnlib.train.evaluation import Evaluation, calibrate_batch_norm, evaluate
 from ghnlib.train.ghn_loss import MetaBatchLoss
 from ghnlib.train.ghn_trainer import GHNTrainer, GHNTrainingConfig
-from ghnlib.train.initializers import (Initializer, get_initializer,
-                                       initialize, list_initializers,
-                                       register_initializer)
 from ghnlib.train.net_trainer import (SGDRecipe, TrainingHistory, lr_schedule,
                                       train_network)
 
@@ -17,11 +13,6 @@ __all__ = [
     'TrainingHistory',
     'train_network',
     'lr_schedule',
-    'Initializer',
-    'initialize',
-    'get_initializer',
-    'list_initializers',
-    'register_initializer',
     'Evaluation',
     'evaluate',
     'calibrate_batch_norm',

@@ -3,7 +3,7 @@ import pytest
 from ghnlib.data import load_digits
 from ghnlib.hyperrep import HyperRepresentation
 from ghnlib.train import SGDRecipe
-from ghnlib.train.zoo import build_zoo
+from ghnlib.zoo import build_zoo
 
 INPUT_SHAPE = (1, 1, 28, 28)
 #: Two epochs of 34 SGD steps per member, every epoch kept.

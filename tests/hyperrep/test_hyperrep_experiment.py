@@ -8,7 +8,7 @@ import torch
 from ghnlib.data import get_splits
 from ghnlib.experiments import ExperimentConfig, run_experiment
 from ghnlib.models import get_model_for_input
-from ghnlib.train import initialize
+from ghnlib.init import initialize
 from ghnlib.train.evaluation import evaluate
 
 

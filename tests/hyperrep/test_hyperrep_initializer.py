@@ -3,7 +3,7 @@ import torch
 
 from ghnlib.errors import GhnlibError
 from ghnlib.models import get_model
-from ghnlib.train import initialize, list_initializers
+from ghnlib.init import initialize, list_initializers
 
 
 def test_hyperrep_scheme_initialises_through_the_registry(hyper, tmp_path):

@@ -9,8 +9,9 @@ from ghnlib.errors import GhnlibError
 from ghnlib.local.initializer import LocalInitializer
 from ghnlib.local.weight_dataset import conv_layers
 from ghnlib.models import get_model
-from ghnlib.train import SGDRecipe, initialize
-from ghnlib.train.zoo import build_zoo
+from ghnlib.init import initialize
+from ghnlib.train import SGDRecipe
+from ghnlib.zoo import build_zoo
 
 SHAPE = (1, 3, 8, 8)
 

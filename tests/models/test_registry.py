@@ -11,8 +11,11 @@ RESNETS = ['resnet110', 'resnet20', 'resnet32', 'resnet44', 'resnet56']
 
 
 @pytest.fixture
-def scratch_registry(monkeypatch):
-    monkeypatch.setattr(registry, '_MODELS', dict(registry._MODELS))
+def scratch_registry():
+    before = set(registry.MODELS.names())
+    yield
+    for name in set(registry.MODELS.names()) - before:
+        registry.MODELS.unregister(name)
 
 
 def test_list_models_is_sorted_and_complete():

@@ -6,7 +6,8 @@ from ghnlib.data import load_digits
 from ghnlib.errors import GhnlibError
 from ghnlib.models import get_model
 from ghnlib.nn.graph_hypernetwork import list_pretrained
-from ghnlib.train import calibrate_batch_norm, evaluate, initialize
+from ghnlib.init import initialize
+from ghnlib.train import calibrate_batch_norm, evaluate
 
 
 @pytest.fixture(scope='module')

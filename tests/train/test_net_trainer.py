@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 from ghnlib.errors import GhnlibError
 from ghnlib.models import get_model
 from ghnlib.train.evaluation import evaluate
-from ghnlib.train.initializers import initialize
+from ghnlib.init import initialize
 from ghnlib.train.net_trainer import (SGDRecipe, TrainingHistory,
                                       check_model_accepts, lr_schedule,
                                       train_network)

@@ -8,9 +8,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ghnlib.errors import GhnlibError
+from ghnlib.init import initialize
 from ghnlib.models import get_model, get_model_for_input
 from ghnlib.train.evaluation import evaluate
-from ghnlib.train.initializers import initialize
 from ghnlib.train.net_trainer import SGDRecipe, train_network
 from ghnlib.utils.checkpoint import atomic_write
 

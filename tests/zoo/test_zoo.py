@@ -6,8 +6,8 @@ import torch
 from ghnlib.data import load_digits
 from ghnlib.errors import GhnlibError
 from ghnlib.train import SGDRecipe, evaluate
-from ghnlib.train import zoo as zoo_module
-from ghnlib.train.zoo import build_zoo, load_zoo
+from ghnlib.zoo import build_zoo, load_zoo
+from ghnlib.zoo import zoo as zoo_module
 
 RECIPE = SGDRecipe(lr=0.05, batch_size=64, epochs=1, milestones=(),
                    factors=())

@@ -28,8 +28,8 @@ from ghnlib.graph import to_graph
 from ghnlib.models import get_model
 from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
                                  reference_gated_gnn)
-from ghnlib.utils.torchvision import import_torchvision
 from timing import run_times
+from torchvision_models import import_torchvision
 
 HIDDEN = 32
 BATCH = 64

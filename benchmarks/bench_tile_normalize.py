@@ -47,7 +47,7 @@ from ghnlib.graph import to_graph
 from ghnlib.models import get_model
 from ghnlib.ops import backend, tile_normalize, tile_normalize_reference
 from ghnlib.ops.extension import DISABLE_EXTENSION_ENV
-from ghnlib.utils.torchvision import import_torchvision
+from torchvision_models import import_torchvision
 from timing import run_times
 
 MAX_SHAPE = (64, 64, 3, 3)

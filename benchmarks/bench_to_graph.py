@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from ghnlib.graph import to_graph
-from ghnlib.utils.torchvision import import_torchvision
+from torchvision_models import import_torchvision
 from timing import run_times
 
 MODELS = ('resnet50', 'vit_b_16', 'densenet121')

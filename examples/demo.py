@@ -19,6 +19,7 @@ import torch
 from ghnlib import GraphHyperNetwork
 from ghnlib.graph import draw_graph, to_graph
 from ghnlib.models import get_model
+from optional_torchvision import import_torchvision
 
 
 def convert(name, model, input_shape):
@@ -127,11 +128,8 @@ def main():
 
     predict_with_ghn(graph, args.out)
 
-    try:
-        from ghnlib.utils.torchvision import import_torchvision
-        torchvision = import_torchvision()
-    except ImportError:
-        print('\ntorchvision is not installed: skipping its models')
+    torchvision = import_torchvision()
+    if torchvision is None:
         return
     for name in ('resnet50', 'vit_b_16'):
         with torch.device('meta'):  # structure only: no memory, no init

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from ghnlib import GraphHyperNetwork
 from ghnlib.graph import to_graph
+from optional_torchvision import import_torchvision
 
 
 class AudioNet(nn.Module):
@@ -36,12 +37,12 @@ def main():
     ghn = (GraphHyperNetwork.load(args.ghn) if args.ghn
            else GraphHyperNetwork(noise_dim=8))
 
-    from ghnlib.utils.torchvision import import_torchvision
     torchvision = import_torchvision()
-    model = torchvision.models.mobilenet_v3_small(num_classes=10)
-    ghn.init_(model, generator=torch.Generator().manual_seed(0))
-    print('mobilenet_v3_small initialised:',
-          model.eval()(torch.randn(2, 3, 64, 64)).shape)
+    if torchvision is not None:
+        model = torchvision.models.mobilenet_v3_small(num_classes=10)
+        ghn.init_(model, generator=torch.Generator().manual_seed(0))
+        print('mobilenet_v3_small initialised:',
+              model.eval()(torch.randn(2, 3, 64, 64)).shape)
 
     audio = AudioNet()
     graph = to_graph(audio, torch.randn(1, 1, 16000))  # non-image input

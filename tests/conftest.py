@@ -1,6 +1,6 @@
 import pytest
 
-from ghnlib.utils.torchvision import import_torchvision
+from torchvision_shim import import_torchvision
 
 
 @pytest.fixture(scope='session')

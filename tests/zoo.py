@@ -4,7 +4,7 @@ from unittest import mock
 
 import torch
 
-from ghnlib.utils.torchvision import import_torchvision
+from torchvision_shim import import_torchvision
 
 torchvision = import_torchvision()
 MODELS = torchvision.models.list_models(module=torchvision.models)

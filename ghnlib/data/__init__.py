@@ -1,12 +1,13 @@
 r"""Image classification datasets: in-memory and lazily read sets, splits,
 and loaders by name."""
+from ghnlib.data.registry import (DATASETS, get_dataset, get_splits,
+                                  list_datasets, register_dataset)
 from ghnlib.data.image_dataset import ImageDataset
 from ghnlib.data.splits import split_dataset
 from ghnlib.data.digits import load_digits
 from ghnlib.data.cifar10 import load_cifar10
 from ghnlib.data.cifar10c import load_cifar10c, list_cifar10c_corruptions
 from ghnlib.data.pcam import PCamDataset, load_pcam
-from ghnlib.data.registry import get_dataset, get_splits, list_datasets
 from ghnlib.data.corruptions import (CORRUPTION_PARAMETERS, CORRUPTIONS,
                                      CorruptedDataset, corrupt)
 
@@ -22,6 +23,8 @@ __all__ = [
     'get_dataset',
     'get_splits',
     'list_datasets',
+    'register_dataset',
+    'DATASETS',
     'CORRUPTIONS',
     'CORRUPTION_PARAMETERS',
     'corrupt',

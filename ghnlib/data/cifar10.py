@@ -9,6 +9,7 @@ import torch
 
 from ghnlib.data.image_dataset import ImageDataset
 from ghnlib.data.splits import split_indices
+from ghnlib.data.registry import register_dataset
 from ghnlib.errors import GhnlibError
 
 __all__ = ['load_cifar10']
@@ -157,6 +158,7 @@ def _channel_stats(images: np.ndarray) -> Tuple[List[float], List[float]]:
     return means, stds
 
 
+@register_dataset('cifar10', folder_layout=FOLDER_LAYOUT, splits=SPLITS)
 def load_cifar10(root: PathLike, *, split: str = 'train',
                  val_fraction: float = 1 / 12, seed: int = 0) -> ImageDataset:
     r"""CIFAR-10 (`Krizhevsky, 2009 <https://www.cs.toronto.edu/~kriz/

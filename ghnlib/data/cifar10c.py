@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ghnlib.data.image_dataset import ImageDataset
+from ghnlib.data.registry import register_dataset
 from ghnlib.errors import GhnlibError
 
 __all__ = ['load_cifar10c', 'list_cifar10c_corruptions']
@@ -57,6 +58,9 @@ def _open_array(path: str) -> np.ndarray:
     return array
 
 
+# CIFAR-10-C corrupts only the test images; any other split would leak test
+# data into training.
+@register_dataset('cifar10c', folder_layout=FOLDER_LAYOUT, splits=('test', ))
 def load_cifar10c(root: PathLike, corruption: str, severity: int, *,
                   num_classes: int = 10,
                   mean: Optional[Sequence[float]] = None,

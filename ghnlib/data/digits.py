@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ghnlib.data.image_dataset import ImageDataset
 from ghnlib.data.splits import split_dataset
+from ghnlib.data.registry import register_dataset
 from ghnlib.errors import GhnlibError
 
 __all__ = ['load_digits']
@@ -30,6 +31,7 @@ def _read_digits() -> Tuple[torch.Tensor, torch.Tensor]:
     return images.unsqueeze(1) / MAX_INTENSITY, labels
 
 
+@register_dataset('digits', folder_layout=None, splits=SPLITS + (None, ))
 def load_digits(*, image_size: int = 8, channels: int = 1,
                 split: Optional[str] = None,
                 fractions: Sequence[float] = (0.6, 0.2, 0.2),

@@ -8,6 +8,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ghnlib.data.image_dataset import channel_stats, to_unit_float
+from ghnlib.data.registry import register_dataset
 from ghnlib.errors import GhnlibError
 
 __all__ = ['PCamDataset', 'load_pcam']
@@ -194,6 +195,7 @@ class PCamDataset(Dataset):
                 f'image_shape={self.image_shape})')
 
 
+@register_dataset('pcam', folder_layout=FOLDER_LAYOUT, splits=tuple(SPLIT_FILES))
 def load_pcam(root: PathLike, *, split: str = 'train',
               max_items: Optional[int] = None,
               mean: Optional[Sequence[float]] = None,

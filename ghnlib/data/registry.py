@@ -1,39 +1,43 @@
 r"""Datasets by name: :func:`list_datasets` and :func:`get_dataset`."""
 import inspect
 import os
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 from torch.utils.data import Dataset
 
-from ghnlib.data import cifar10, cifar10c, pcam
-from ghnlib.data.cifar10 import load_cifar10
-from ghnlib.data.cifar10c import load_cifar10c
-from ghnlib.data.digits import load_digits
-from ghnlib.data.pcam import load_pcam
 from ghnlib.errors import GhnlibError
+from ghnlib.utils.registry import Registry
 
-__all__ = ['list_datasets', 'get_dataset', 'get_splits']
-
-
-class _Entry(NamedTuple):
-    loader: Callable[..., Dataset]
-    folder_layout: Optional[str]  # None: bundled, no root needed
-    splits: tuple
+__all__ = ['DATASETS', 'register_dataset', 'list_datasets', 'get_dataset',
+           'get_splits']
 
 
-_DATASETS: Dict[str, _Entry] = {
-    'cifar10': _Entry(load_cifar10, cifar10.FOLDER_LAYOUT, cifar10.SPLITS),
-    # CIFAR-10-C corrupts only the test images; any other split would leak
-    # test data into training.
-    'cifar10c': _Entry(load_cifar10c, cifar10c.FOLDER_LAYOUT, ('test', )),
-    'digits': _Entry(load_digits, None, ('train', 'val', 'test', None)),
-    'pcam': _Entry(load_pcam, pcam.FOLDER_LAYOUT, tuple(pcam.SPLIT_FILES)),
-}
+#: Every dataset loader; an entry's metadata holds its ``folder_layout``
+#: (:obj:`None` for bundled data, which needs no root) and its ``splits``.
+DATASETS: Registry[Callable[..., Dataset]] = Registry(
+    'dataset', normalize=str.lower,
+    hint='Call ghnlib.data.list_datasets() to see the known datasets.')
+
+
+def register_dataset(name: str, *, folder_layout: Optional[str],
+                     splits: Sequence[Optional[str]]
+                     ) -> Callable[[Callable], Callable]:
+    r"""Decorator that adds a dataset loader to the registry, so that
+    :func:`get_dataset` finds it by name.
+
+    Args:
+        name (str): The dataset's name (case-insensitive).
+        folder_layout (str, optional): What its root folder holds, for
+            errors; :obj:`None` for a dataset bundled with a package.
+        splits (Sequence[str]): The splits the loader accepts.
+    """
+    return DATASETS.register(name, folder_layout=folder_layout,
+                             splits=tuple(splits))
 
 
 def list_datasets() -> List[str]:
     """The names :func:`get_dataset` accepts, sorted."""
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def get_dataset(name: str, split: Optional[str] = 'train', *,
@@ -55,16 +59,18 @@ def get_dataset(name: str, split: Optional[str] = 'train', *,
         **kwargs (optional): Further options of the loader, e.g.
             :obj:`corruption` and :obj:`severity` for :obj:`'cifar10c'`.
     """
-    entry = _DATASETS.get(name.lower() if isinstance(name, str) else name)
-    if entry is None:
+    if name not in DATASETS:
         raise GhnlibError(f'get_dataset: unknown dataset {name!r}; known '
                           f'datasets: {list_datasets()}')
-    name = name.lower()
-    if split not in entry.splits:
+    entry = DATASETS.entry(name)
+    name, loader = entry.name, entry.obj
+    folder_layout, splits = (entry.metadata['folder_layout'],
+                             entry.metadata['splits'])
+    if split not in splits:
         raise GhnlibError(f'get_dataset: {name!r} has splits '
-                          f'{entry.splits}, got split={split!r}')
+                          f'{splits}, got split={split!r}')
 
-    parameters = inspect.signature(entry.loader).parameters
+    parameters = inspect.signature(loader).parameters
     options = [p for p in parameters if p not in ('root', 'split')]
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
@@ -77,14 +83,14 @@ def get_dataset(name: str, split: Optional[str] = 'train', *,
                           "get_dataset('cifar10c', 'test', root=..., "
                           "corruption='gaussian_noise', severity=3)")
 
-    if entry.folder_layout is None:
-        return entry.loader(split=split, **kwargs)
+    if folder_layout is None:
+        return loader(split=split, **kwargs)
     if root is None:
         raise GhnlibError(f'get_dataset: {name!r} needs root=, the folder '
-                          f'with {entry.folder_layout}')
+                          f'with {folder_layout}')
     if name == 'cifar10c':
-        return entry.loader(root, **kwargs)
-    return entry.loader(root, split=split, **kwargs)
+        return loader(root, **kwargs)
+    return loader(root, split=split, **kwargs)
 
 
 def get_splits(name: str, splits: Sequence[str] = ('train', 'val'), *,

@@ -8,6 +8,7 @@ from torch_geometric.data import Data
 
 from ghnlib.errors import GhnlibError
 from ghnlib.graph.vocabulary import OPS, VOCABULARY_VERSION
+from ghnlib.utils.checkpoint import atomic_write
 
 __all__ = ['ArchGraph']
 
@@ -129,9 +130,7 @@ class ArchGraph(Data):
             'vocabulary_version': self.vocabulary_version,
             'store': {key: value for key, value in self.to_dict().items()},
         }
-        tmp = f'{os.fspath(path)}.tmp'
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> 'ArchGraph':

@@ -12,7 +12,7 @@ from ghnlib.graph.arch_graph import ArchGraph
 from ghnlib.graph.recorder import (NO_SOURCES, GraphRecorder, Sources,
                                    merge_sources)
 from ghnlib.graph.to_graph import DEFAULT_VE_CUTOFF
-from ghnlib.graph.vocabulary import OP_INDEX
+from ghnlib.graph.vocabulary import OP_INDEX, WEIGHT_OPS
 
 __all__ = ['from_onnx']
 
@@ -89,8 +89,6 @@ _DATA_INPUTS: Dict[str, Tuple[int, ...]] = {
 
 # Position of the bias input of weight layers: it gets a 'bias' node.
 _BIAS_AT = {'Conv': 2, 'ConvTranspose': 2, 'Gemm': 2}
-_WEIGHT_OPS = frozenset({'conv', 'conv_grouped', 'conv_dilated',
-                         'conv_transpose', 'linear'})
 
 # A learned tensor meeting activations in one of these ops renames the op.
 _PARAMETRISED_OPS = {
@@ -452,7 +450,7 @@ class _Builder(GraphRecorder):
             self.awaiting_affine[index] = 'scale'
         if bias:
             index = self.add_node('bias', name, (index, ), bias)
-        elif op in _WEIGHT_OPS:
+        elif op in WEIGHT_OPS:
             self.awaiting_bias.add(index)
         self.set_outputs(node, Sources((index, )))
 

@@ -177,10 +177,11 @@ class ShapeTracer(fx.Tracer):
         seen = set()
         for path, module in root.named_modules():
             prefix = f'{path}.' if path else ''
-            for store, is_param in ((module._parameters, True),
-                                    (module._buffers, False)):
-                for name, tensor in store.items():
-                    if tensor is None or id(tensor) in seen:
+            for store, is_param in (
+                    (module.named_parameters(recurse=False), True),
+                    (module.named_buffers(recurse=False), False)):
+                for name, tensor in store:
+                    if id(tensor) in seen:
                         continue
                     seen.add(id(tensor))
                     tensors[prefix + name] = tensor

@@ -236,12 +236,8 @@ def module_node_layout(module: nn.Module, op: str) -> List[Tuple[str, List[str]]
     Returns:
         A list of ``(op, [local parameter names])``, in data-flow order.
     """
-    if module._modules:
-        names = [name for name, _ in module.named_parameters()]
-    else:
-        names = [name for name, p in module._parameters.items() if p is not None]
-    if op in ('conv', 'conv_grouped', 'conv_dilated', 'conv_transpose',
-              'linear') and 'bias' in names:
+    names = [name for name, _ in module.named_parameters()]
+    if op in WEIGHT_OPS and 'bias' in names:
         return [(op, [n for n in names if n != 'bias']), ('bias', ['bias'])]
     if isinstance(module, nn.MultiheadAttention):
         out_proj = [n for n in names if n.startswith('out_proj.')]
@@ -261,12 +257,13 @@ def _arg(args: Sequence[Any], kwargs: Dict[str, Any], index: int, name: str,
     return kwargs.get(name, default)
 
 
-def _functional_conv(args, kwargs, transposed: bool = False) -> str:
-    dilation = _arg(args, kwargs, 6 if transposed else 5, 'dilation', 1)
-    groups = _arg(args, kwargs, 6 if not transposed else 5, 'groups', 1)
+def _functional_conv(args, kwargs) -> str:
+    # F.conv{1,2,3}d(input, weight, bias, stride, padding, dilation, groups)
+    dilation = _arg(args, kwargs, 5, 'dilation', 1)
+    groups = _arg(args, kwargs, 6, 'groups', 1)
     dilation = dilation if isinstance(dilation, (tuple, list)) else (dilation, )
     return _conv_op(groups if isinstance(groups, int) else 1, dilation,
-                    transposed)
+                    transposed=False)
 
 
 def _mean_op(args, kwargs, input_ndim: Optional[int]) -> str:

@@ -9,19 +9,13 @@ from torch import Tensor, nn
 
 from ghnlib.errors import GhnlibError
 from ghnlib.graph import ArchGraph, to_graph
+from ghnlib.graph.vocabulary import CHANNELWISE_OPS, WEIGHT_OPS
 
 __all__ = ['TokenLayer', 'WeightTokenizer']
 
-#: Graph ops whose weight has one row per output neuron / channel.
-WEIGHT_OPS = ('conv', 'conv_dilated', 'conv_grouped', 'linear')
-
-#: Parameter-free ops that act on each channel alone: permuting the channels
-#: before them permutes their output the same way.
-CHANNELWISE_OPS = frozenset({
-    'relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'hardswish', 'hardsigmoid',
-    'elu', 'activation', 'max_pool', 'avg_pool', 'adaptive_max_pool',
-    'adaptive_avg_pool', 'global_max_pool', 'global_avg_pool', 'upsample',
-    'bias'})
+#: Graph ops whose weight has one row per output neuron / channel (a
+#: transposed convolution's weight is laid out input channel first).
+ROW_PER_OUTPUT_OPS = WEIGHT_OPS - {'conv_transpose'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +90,7 @@ def _layers_from_graph(graph: ArchGraph) -> Tuple[List[TokenLayer],
     owned_bias = {}
     layers, nodes = [], []
     for node in _topological_order(graph):
-        if ops[node] not in WEIGHT_OPS:
+        if ops[node] not in ROW_PER_OUTPUT_OPS:
             continue
         names = list(graph.node_params[node])
         shapes = [tuple(int(s) for s in shape)

@@ -9,12 +9,12 @@ from torch import Tensor, nn
 
 from ghnlib.errors import GhnlibError
 from ghnlib.graph import ArchGraph, to_graph
+from ghnlib.graph.vocabulary import CONV_OPS
 
 __all__ = ['ConvLayer', 'conv_layers', 'kernel_slices', 'prune_slices',
            'WeightDataset', 'build_weight_datasets']
 
 #: Graph ops whose 4-D weight is a grid of k×k kernels.
-CONV_OPS = ('conv', 'conv_grouped', 'conv_dilated', 'conv_transpose')
 
 
 @dataclasses.dataclass(frozen=True)

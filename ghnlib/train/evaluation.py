@@ -55,7 +55,7 @@ def evaluate(model: nn.Module, data: Union[Dataset, DataLoader], *,
     return Evaluation(correct / count, total_loss / count, count)
 
 
-_NORMS = (nn.modules.batchnorm._BatchNorm, )
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 @torch.no_grad()

@@ -12,10 +12,26 @@ __all__ = ['atomic_write', 'save_state', 'load_state', 'read_safetensors']
 PathLike = Union[str, os.PathLike]
 
 
+def _fsync_directory(directory: str) -> None:
+    # The rename itself is durable only once the directory entry is flushed;
+    # some platforms (Windows) cannot open a directory for that.
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
-    """Calls :obj:`write` on a temporary file next to :obj:`path`, then
-    renames it onto :obj:`path`: readers see the old file or the new one,
-    never a partial one."""
+    """Calls :obj:`write` on a temporary file next to :obj:`path`, flushes it
+    to disk, then renames it onto :obj:`path`: readers see the old file or
+    the new one, never a partial one, even after a crash. The one writer
+    every file of ghnlib goes through."""
     path = os.fspath(path)
     directory = os.path.dirname(path) or '.'
     os.makedirs(directory, exist_ok=True)
@@ -25,6 +41,7 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
         with open(tmp, 'rb') as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_directory(directory)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

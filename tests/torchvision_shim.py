@@ -1,14 +1,16 @@
-r"""Importing torchvision next to a CPU-only torch.
+r"""Importing torchvision next to a CPU-only torch, for the tests, benchmarks
+and examples of this repository.
 
 The torchvision wheels on PyPI are CUDA builds. With a CPU-only torch their
 compiled ops fail to load, and ``import torchvision`` then stops at
 ``operator torchvision::nms does not exist``: its Python code registers
 fake kernels for ``nms``/``qnms`` whose schemas the missing library would have
-defined. ghnlib itself never needs torchvision; its tests, the CLI and the
-examples use torchvision's model definitions (pure PyTorch), so defining the
-two schemas, only when the import would fail, is enough for those.
+defined. ghnlib itself never needs torchvision; the tests use torchvision's
+model definitions (pure PyTorch), so defining the two schemas, only when the
+import fails that way, is enough for them.
 """
 import importlib
+import sys
 
 import torch
 
@@ -20,13 +22,8 @@ _SCHEMAS = {
              'Tensor qzero_points, float iou_threshold) -> Tensor'),
 }
 
-
-def _has_schema(name: str) -> bool:
-    try:
-        torch._C._dispatch_find_schema_or_throw(f'torchvision::{name}', '')
-        return True
-    except RuntimeError:
-        return False
+# Keeps the library that owns the schemas alive for the whole process.
+_LIBRARY = []
 
 
 def import_torchvision():
@@ -40,10 +37,12 @@ def import_torchvision():
     except RuntimeError as error:
         if 'torchvision::nms' not in str(error):
             raise
-    import sys
-    for name in [n for n in sys.modules if n == 'torchvision' or n.startswith('torchvision.')]:
+    for name in [n for n in sys.modules
+                 if n == 'torchvision' or n.startswith('torchvision.')]:
         del sys.modules[name]
-    for name, schema in _SCHEMAS.items():
-        if not _has_schema(name):
-            torch.library.define(f'torchvision::{name}', schema)
+    if not _LIBRARY:
+        library = torch.library.Library('torchvision', 'FRAGMENT')
+        for name, schema in _SCHEMAS.items():
+            library.define(f'{name}{schema}')
+        _LIBRARY.append(library)
     return importlib.import_module('torchvision')

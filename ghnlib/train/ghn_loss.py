@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ghnlib.graph import ArchGraph
+from ghnlib.nn.output_scale import apply_output_scales, output_scales
 
 __all__ = ['MetaBatchLoss']
 
@@ -51,6 +52,13 @@ class MetaBatchLoss(nn.Module):
             (only for a Noise GHN). (default: :obj:`2`)
         similarity_weight (float, optional): :math:`\lambda`.
             (default: :obj:`1.0`)
+        scale_outputs (bool, optional): Scale each predicted weight layer so
+            that its output has unit standard deviation on the step's images
+            (:func:`~ghnlib.nn.output_scale.output_scales`; constant
+            factors, so gradients still reach every predicted weight) before
+            the loss is taken: networks without batch norm then start near
+            chance-level cross-entropy instead of far above it.
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** images :math:`[b, C, H, W]`, labels :math:`[b]`,
@@ -59,7 +67,7 @@ class MetaBatchLoss(nn.Module):
     """
     def __init__(self, ghn: nn.Module, models: Sequence[nn.Module],
                  graphs: Sequence[ArchGraph], noise_draws: int = 2,
-                 similarity_weight: float = 1.0):
+                 similarity_weight: float = 1.0, scale_outputs: bool = False):
         super().__init__()
         if len(models) != len(graphs) or not models:
             raise ValueError(f'expected one graph per model and at least one '
@@ -70,6 +78,7 @@ class MetaBatchLoss(nn.Module):
         if self.draws < 1:
             raise ValueError(f'noise_draws must be >= 1, got {noise_draws}')
         self.similarity_weight = similarity_weight
+        self.scale_outputs = scale_outputs
         # Plain attributes, not submodules: see the class docstring.
         self.__dict__['models'] = tuple(models)
         self.__dict__['graphs'] = tuple(graphs) * self.draws
@@ -85,8 +94,11 @@ class MetaBatchLoss(nn.Module):
         for draw in range(self.draws):
             row = []
             for j, model in enumerate(self.models):
-                logits = functional_call(
-                    model, predicted[draw * num_models + j], (images, ))
+                params = predicted[draw * num_models + j]
+                if self.scale_outputs:
+                    params = apply_output_scales(
+                        params, output_scales(model, params, images))
+                logits = functional_call(model, params, (images, ))
                 cross_entropy = cross_entropy + F.cross_entropy(logits, labels)
                 correct = correct + (logits.argmax(-1) == labels).float().mean()
                 row.append(logits)

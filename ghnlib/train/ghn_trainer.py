@@ -4,16 +4,19 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ghnlib.archspace import ArchSpace
 from ghnlib.errors import GhnlibError
-from ghnlib.graph import to_graph
+from ghnlib.graph import ArchGraph, to_graph
 from ghnlib.models import get_model_for_input
+from ghnlib.nn.output_scale import scale_outputs_
+from ghnlib.train.arch_dataset import ArchDataset
 from ghnlib.train.evaluation import calibrate_batch_norm, evaluate
 from ghnlib.train.ghn_loss import MetaBatchLoss
 from ghnlib.utils.checkpoint import atomic_write, load_state, save_state
@@ -35,9 +38,11 @@ class GHNTrainingConfig:
         archs (Sequence[str or nn.Module]): The training architectures:
             registry names or modules (whose parameter values do not
             matter). (default: ResNet-32, -44, -56)
-        archs_per_step (int, optional): Architectures sampled per step;
-            :obj:`None` uses all of them in every step (the paper).
-            (default: :obj:`None`)
+        archs_per_step (int, optional): Distinct architectures sampled per
+            step (per process under :obj:`torchrun`, where every process
+            takes other ones when :obj:`space_archs` is set); :obj:`None`
+            uses all of them in every step (the paper), or 8 (as GHN-2)
+            when training on the space. (default: :obj:`None`)
         val_arch (str): Held-out architecture whose accuracy at
             initialisation is measured each epoch. (default: :obj:`'resnet20'`)
         epochs (int): Passes over the images. (default: :obj:`30`)
@@ -72,6 +77,28 @@ class GHNTrainingConfig:
         calibration_batches (int): Training batches used to recompute the
             batch-norm statistics of the validation architecture before it
             is evaluated (weights untouched). (default: :obj:`4`)
+        space_archs (int): Architectures drawn from the architecture space
+            (:class:`~ghnlib.archspace.ArchSpace`, seeds :obj:`space_seed`
+            on, at the dataset's input size) and trained on next to
+            :obj:`archs`; their graphs are converted once and cached
+            (:class:`~ghnlib.train.ArchDataset`). 0 trains on :obj:`archs`
+            only. (default: :obj:`0`)
+        space_seed (int): First seed of the space's architectures.
+            (default: :obj:`0`)
+        space_width (Sequence[int]): Range of the space's channel counts.
+            (default: :obj:`(16, 48)`)
+        space_depth (Sequence[int]): Range of the space's number of cells
+            and token blocks. (default: :obj:`(2, 6)`)
+        space_max_params (int): Parameter budget of a space architecture.
+            (default: :obj:`250_000`)
+        graph_cache (str, optional): Folder of the space's graph cache.
+            (default: :obj:`None`, :obj:`graphs` in the output folder, or
+            in memory only without one)
+        scale_outputs (bool): Scale every predicted weight layer to unit
+            output standard deviation on the step's images before the loss
+            (:class:`~ghnlib.train.MetaBatchLoss`), and likewise the
+            validation architecture before it is measured; for training on
+            architectures without batch norm. (default: :obj:`False`)
     """
     archs: Sequence[str] = ('resnet32', 'resnet44', 'resnet56')
     archs_per_step: Optional[int] = None
@@ -91,6 +118,13 @@ class GHNTrainingConfig:
     checkpoint_every: Optional[int] = None
     amp: bool = True
     calibration_batches: int = 4
+    space_archs: int = 0
+    space_seed: int = 0
+    space_width: Sequence[int] = (16, 48)
+    space_depth: Sequence[int] = (2, 6)
+    space_max_params: int = 250_000
+    graph_cache: Optional[str] = None
+    scale_outputs: bool = False
 
     def to_dict(self) -> Dict[str, Any]:
         """The config as JSON values (modules by their class name)."""
@@ -160,12 +194,20 @@ class GHNTrainer:
 
         image = train_set[0][0]
         self.input_shape = (1, ) + tuple(image.shape)
+        if config.space_archs < 0:
+            raise GhnlibError(f'space_archs must be 0 or more, got '
+                              f'{config.space_archs}')
+        if not config.archs and config.space_archs == 0:
+            raise GhnlibError('no training architectures: give archs, '
+                              'space_archs, or both')
         self.models = [self._build(name) for name in config.archs]
         self.graphs = [to_graph(m, input_shape=self.input_shape,
                                 ve_cutoff=ghn.ve_cutoff) for m in self.models]
+        self.space = self._space_dataset(image) if config.space_archs else None
         self.val_model = self._build(config.val_arch)
         self.val_graph = to_graph(self.val_model, input_shape=self.input_shape,
                                   ve_cutoff=ghn.ve_cutoff)
+        self.skipped_out_of_memory = 0
         self._losses: Dict[tuple, nn.Module] = {}
 
         self.optimizer = torch.optim.Adam(ghn.parameters(), lr=config.lr,
@@ -178,6 +220,39 @@ class GHNTrainer:
         self.history: List[Dict[str, Any]] = []
         self._running = self._new_running()
 
+    def _space_dataset(self, image: Tensor) -> ArchDataset:
+        config = self.config
+        if image.dim() != 3 or image.shape[-1] != image.shape[-2]:
+            raise GhnlibError(f'training on the architecture space needs '
+                              f'square (C, H, W) images, got '
+                              f'{tuple(image.shape)}')
+        space = ArchSpace(in_channels=int(image.shape[0]),
+                          num_classes=self.ghn.num_classes,
+                          input_size=int(image.shape[-1]),
+                          width=tuple(config.space_width),
+                          depth=tuple(config.space_depth),
+                          max_params=config.space_max_params)
+        cache = config.graph_cache
+        if cache is None and self.out_dir is not None:
+            cache = os.path.join(self.out_dir, 'graphs')
+        recipes = space.sample_recipes(config.space_archs, config.space_seed)
+        return ArchDataset(recipes, cache if self.rank == 0 else None,
+                           input_shape=self.input_shape,
+                           ve_cutoff=self.ghn.ve_cutoff,
+                           progress=self.progress and self.rank == 0)
+
+    @property
+    def num_archs(self) -> int:
+        """How many training architectures there are: the named ones, then
+        those of the space."""
+        return len(self.models) + (len(self.space) if self.space else 0)
+
+    def _arch(self, index: int) -> Tuple[nn.Module, ArchGraph]:
+        if index < len(self.models):
+            return self.models[index], self.graphs[index]
+        index -= len(self.models)
+        return self.space.model(index, self.device), self.space.graph(index)
+
     def _build(self, name: Union[str, nn.Module]) -> nn.Module:
         if isinstance(name, nn.Module):
             return name.to(self.device).train()
@@ -189,12 +264,22 @@ class GHNTrainer:
 
     # -- one step --------------------------------------------------------
     def _loss_for(self, arch_ids: Sequence[int]) -> nn.Module:
+        if self.space is not None:
+            # Fresh networks each step: a space is too large to keep them,
+            # and every process has its own, so gradients are averaged by
+            # hand (:meth:`_average_gradients`) rather than by DDP.
+            models, graphs = zip(*(self._arch(i) for i in arch_ids))
+            return MetaBatchLoss(self.ghn, models, graphs,
+                                 self.config.noise_draws,
+                                 self.config.similarity_weight,
+                                 self.config.scale_outputs)
         key = tuple(arch_ids)
         if key not in self._losses:
             loss = MetaBatchLoss(self.ghn, [self.models[i] for i in key],
                                  [self.graphs[i] for i in key],
                                  self.config.noise_draws,
-                                 self.config.similarity_weight)
+                                 self.config.similarity_weight,
+                                 self.config.scale_outputs)
             if self.world_size > 1:
                 loss = nn.parallel.DistributedDataParallel(
                     loss, find_unused_parameters=True)
@@ -204,16 +289,23 @@ class GHNTrainer:
     def _step_randomness(self) -> tuple:
         config = self.config
         generator = _seeded(config.seed, 1, self.global_step)
-        arch_ids = list(range(len(self.models)))
-        if config.archs_per_step is not None and \
-                config.archs_per_step < len(arch_ids):
-            order = torch.randperm(len(arch_ids), generator=generator)
-            arch_ids = sorted(order[:config.archs_per_step].tolist())
+        arch_ids = list(range(self.num_archs))
+        per_step = config.archs_per_step
+        if per_step is None and self.space is not None:
+            per_step = 8
+        if per_step is not None and per_step < len(arch_ids):
+            # Under torchrun with a space, each process takes its own share
+            # of one draw, so they never train on the same architecture.
+            share = self.world_size if self.space is not None else 1
+            take = min(len(arch_ids), per_step * share)
+            order = torch.randperm(len(arch_ids), generator=generator)[:take]
+            arch_ids = sorted(order[self.rank::share].tolist()
+                              if share > 1 else order.tolist())
         noise = None
         if self.ghn.noise_dim > 0:
             draws = max(1, config.noise_draws)
-            noise = torch.randn(draws * len(arch_ids), self.ghn.noise_dim,
-                                generator=generator)
+            noise = torch.randn(draws * len(arch_ids),
+                                self.ghn.noise_dim, generator=generator)
         return arch_ids, noise
 
     def similarity_weight(self) -> float:
@@ -226,26 +318,31 @@ class GHNTrainer:
         return config.similarity_weight * min(1.0, self.global_step / steps)
 
     def train_step(self, images: Tensor, labels: Tensor) -> Dict[str, float]:
-        """One optimisation step on a batch (this process's shard)."""
+        """One optimisation step on a batch (this process's shard). A step
+        whose loss or gradients are not finite, or that runs out of memory,
+        changes nothing and is counted in :obj:`skipped_steps`."""
         arch_ids, noise = self._step_randomness()
-        loss_fn = self._loss_for(arch_ids)
-        getattr(loss_fn, 'module', loss_fn).similarity_weight = \
-            self.similarity_weight()
         images, labels = images.to(self.device), labels.to(self.device)
         self.ghn.train()
         self.optimizer.zero_grad(set_to_none=True)
         amp = self.config.amp and self.device.type == 'cuda'
-        with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                            enabled=amp):
-            loss, stats = loss_fn(images, labels, noise)
-        finite = bool(torch.isfinite(loss))
-        if self.world_size > 1:
-            # Every process takes the same decision, or DDP would deadlock.
-            flag = torch.tensor([float(finite)], device=self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = bool(flag.item())
+        stats, finite = {}, False
+        try:
+            loss_fn = self._loss_for(arch_ids)
+            getattr(loss_fn, 'module', loss_fn).similarity_weight = \
+                self.similarity_weight()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                enabled=amp):
+                loss, stats = loss_fn(images, labels, noise)
+            finite = self._agree(bool(torch.isfinite(loss)))
+            if finite:
+                loss.backward()
+        except torch.OutOfMemoryError:
+            self.skipped_out_of_memory += 1
+            finite = self._agree(False)
+        if finite and self.space is not None and self.world_size > 1:
+            self._average_gradients()
         if finite:
-            loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.ghn.parameters(),
                                                   self.config.grad_clip)
             finite = bool(torch.isfinite(norm))
@@ -256,8 +353,33 @@ class GHNTrainer:
             self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
         out = {k: float(v) for k, v in stats.items()}
+        for key in ('loss', 'cross_entropy', 'similarity', 'accuracy'):
+            out.setdefault(key, float('nan'))
         out['skipped'] = float(not finite)
         return out
+
+    def _agree(self, ok: bool) -> bool:
+        """Whether every process can go on with the step: they must all take
+        the same decision, or collective calls would deadlock."""
+        if self.world_size == 1:
+            return ok
+        flag = torch.tensor([float(ok)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
+    def _average_gradients(self) -> None:
+        grads = []
+        for param in self.ghn.parameters():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            grads.append(param.grad)
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     # -- epochs ----------------------------------------------------------
     @property
@@ -294,6 +416,9 @@ class GHNTrainer:
                        graph=self.val_graph)
         loader = DataLoader(self.train_set, batch_size=self.config.batch_size,
                             shuffle=True, generator=_seeded(self.config.seed, 3))
+        if self.config.scale_outputs:
+            images = next(iter(loader))[0].to(self.device)
+            scale_outputs_(self.val_model.train(), images)
         calibrate_batch_norm(self.val_model, loader,
                              self.config.calibration_batches)
         return evaluate(self.val_model, self.val_set, device=self.device).accuracy
@@ -367,6 +492,7 @@ class GHNTrainer:
                  'val_arch': self.config.val_arch,
                  'val_accuracy': val_accuracy,
                  'skipped_steps': self.skipped_steps,
+                 'skipped_out_of_memory': self.skipped_out_of_memory,
                  'seconds': seconds}
         self.history.append(entry)
         self.epoch += 1
@@ -392,6 +518,7 @@ class GHNTrainer:
                  'epoch': self.epoch, 'step_in_epoch': self.step_in_epoch,
                  'global_step': self.global_step,
                  'skipped_steps': self.skipped_steps,
+                 'skipped_out_of_memory': self.skipped_out_of_memory,
                  'running': dict(self._running),
                  'history': json.dumps(self.history),
                  'torch_rng': torch.get_rng_state()}
@@ -423,6 +550,7 @@ class GHNTrainer:
         self.step_in_epoch = state['step_in_epoch']
         self.global_step = state['global_step']
         self.skipped_steps = state['skipped_steps']
+        self.skipped_out_of_memory = state.get('skipped_out_of_memory', 0)
         self._running = dict(state['running'])
         self.history = json.loads(state['history'])
         torch.set_rng_state(state['torch_rng'])

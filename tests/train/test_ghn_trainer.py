@@ -238,3 +238,109 @@ def test_architectures_may_be_modules(digits):
     assert trainer.config.to_dict()['archs'] == ['CifarResNet', 'resnet32']
     stats = trainer.train_step(*trainer._fetch(trainer._batches(0)[0]))
     assert stats['loss'] > 0 and not stats['skipped']
+
+
+def space_config(**kwargs):
+    options = dict(archs=(), space_archs=12, space_width=(8, 16),
+                   space_depth=(1, 2), space_max_params=20_000,
+                   archs_per_step=3, scale_outputs=True)
+    options.update(kwargs)
+    return config(**options)
+
+
+def _ddp_space_worker(rank, world_size, port, out_dir, data):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=world_size)
+    try:
+        train, val = data
+        trainer = GHNTrainer(small_ghn(), train, val,
+                             space_config(batch_size=16, archs_per_step=2),
+                             progress=False)
+        arch_ids, _ = trainer._step_randomness()
+        trainer.train_step(*trainer._fetch(trainer._batches(0)[0]))
+        torch.save({'ghn': {k: v.clone()
+                            for k, v in trainer.ghn.state_dict().items()},
+                    'archs': arch_ids},
+                   os.path.join(out_dir, f'rank{rank}.pt'))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_ranks_agree_on_the_space_with_other_architectures(
+        digits, tmp_path):
+    import socket
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    train, val = digits
+    small = (TensorDataset(*(t[:64] for t in train.tensors)),
+             TensorDataset(*(t[:32] for t in val.tensors)))
+    mp.start_processes(_ddp_space_worker, args=(2, port, str(tmp_path), small),
+                       nprocs=2, start_method='spawn')
+    rank0 = torch.load(tmp_path / 'rank0.pt')
+    rank1 = torch.load(tmp_path / 'rank1.pt')
+    assert len(rank0['archs']) == len(rank1['archs']) == 2
+    assert not set(rank0['archs']) & set(rank1['archs'])
+    initial = small_ghn().state_dict()
+    changed = 0
+    for key, value in rank0['ghn'].items():
+        assert torch.equal(value, rank1['ghn'][key]), key
+        changed += not torch.equal(value, initial[key])
+    assert changed > len(initial) // 2
+
+
+def test_space_training_draws_distinct_architectures_and_caches_graphs(
+        digits, tmp_path):
+    train, val = digits
+    trainer = GHNTrainer(small_ghn(), train, val, space_config(),
+                         out_dir=tmp_path, progress=False)
+    assert trainer.num_archs == 12
+    assert trainer.space.path.startswith(str(tmp_path / 'graphs'))
+    seen = set()
+    for step in range(4):
+        trainer.global_step = step
+        arch_ids, _ = trainer._step_randomness()
+        assert len(set(arch_ids)) == 3
+        seen |= set(arch_ids)
+    assert len(seen) > 3
+    again = GHNTrainer(small_ghn(), train, val, space_config(),
+                       out_dir=tmp_path / 'other', progress=False)
+    assert not again.space.loaded_from_cache
+    cached = GHNTrainer(small_ghn(), train, val,
+                        space_config(graph_cache=str(tmp_path / 'graphs')),
+                        progress=False)
+    assert cached.space.loaded_from_cache
+
+
+def test_space_training_lowers_the_loss(digits):
+    train, val = digits
+    trainer = GHNTrainer(small_ghn(), train, val,
+                         space_config(lr=3e-3, archs_per_step=12),
+                         progress=False)
+    images, labels = train.tensors[0][:64], train.tensors[1][:64]
+    history = [trainer.train_step(images, labels) for _ in range(25)]
+    assert not any(h['skipped'] for h in history)
+    first = history[0]['cross_entropy']
+    # Scaled outputs: near chance (ln 10) from the start, whatever the norm.
+    assert first < 4
+    assert sum(h['cross_entropy'] for h in history[-5:]) / 5 < 0.9 * first
+
+
+def test_out_of_memory_steps_are_skipped_and_counted(digits, monkeypatch):
+    train, val = digits
+    trainer = GHNTrainer(small_ghn(), train, val, space_config(),
+                         progress=False)
+    before = ghn_state(trainer.ghn)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError('CUDA out of memory (simulated)')
+
+    monkeypatch.setattr(MetaBatchLoss, 'forward', out_of_memory)
+    stats = trainer.train_step(*trainer._fetch(trainer._batches(0)[0]))
+    assert stats['skipped'] == 1.0
+    assert trainer.skipped_steps == trainer.skipped_out_of_memory == 1
+    for key, value in trainer.ghn.state_dict().items():
+        assert torch.equal(value, before[key]), key

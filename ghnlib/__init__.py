@@ -1,7 +1,7 @@
 """ghnlib: initialise neural networks with generative models."""
 from ghnlib.errors import GhnlibError, GraphConversionError
-from ghnlib import (data, graph, hyperrep, init, local, metrics, models, nn,
-                    ops, train, zoo)
+from ghnlib import (archspace, data, graph, hyperrep, init, local, metrics,
+                    models, nn, ops, train, zoo)
 from ghnlib.graph import ArchGraph, to_graph, from_onnx
 from ghnlib.nn import GraphHyperNetwork
 
@@ -14,6 +14,7 @@ __all__ = [
     'from_onnx',
     'GhnlibError',
     'GraphConversionError',
+    'archspace',
     'data',
     'graph',
     'hyperrep',

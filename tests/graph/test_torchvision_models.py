@@ -4,7 +4,7 @@ import pytest
 
 from ghnlib.graph import to_graph
 from graph_checks import assert_valid_graph
-from zoo import MODELS, build, input_size
+from torchvision_zoo import MODELS, build, input_size
 
 
 def test_the_list_is_complete():

@@ -6,7 +6,7 @@ import torch
 
 from ghnlib import GraphHyperNetwork
 from ghnlib.graph import to_graph
-from zoo import MODELS, build, input_size
+from torchvision_zoo import MODELS, build, input_size
 
 torch.manual_seed(0)
 GHN = GraphHyperNetwork(noise_dim=8, max_shape=(64, 64, 11, 11))

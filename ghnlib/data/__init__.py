@@ -3,6 +3,7 @@ and loaders by name."""
 from ghnlib.data.registry import (DATASETS, get_dataset, get_splits,
                                   list_datasets, register_dataset)
 from ghnlib.data.image_dataset import ImageDataset
+from ghnlib.data.image_transform import ImageTransform
 from ghnlib.data.splits import split_dataset
 from ghnlib.data.digits import load_digits
 from ghnlib.data.cifar10 import load_cifar10
@@ -13,6 +14,7 @@ from ghnlib.data.corruptions import (CORRUPTION_PARAMETERS, CORRUPTIONS,
 
 __all__ = [
     'ImageDataset',
+    'ImageTransform',
     'split_dataset',
     'load_digits',
     'load_cifar10',

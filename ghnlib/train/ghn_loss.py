@@ -1,7 +1,6 @@
 r"""The training objective of a GHN (eq. 2) and a Noise GHN (eq. 4)."""
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -59,6 +58,15 @@ class MetaBatchLoss(nn.Module):
             the loss is taken: networks without batch norm then start near
             chance-level cross-entropy instead of far above it.
             (default: :obj:`False`)
+        logit_scale (float, optional): Take the cross-entropy of
+            :math:`\tau\, \mathbf{z} / \mathrm{sg}(\sigma(\mathbf{z}))`,
+            every image's logits divided by their (constant) standard
+            deviation over the classes and multiplied by :math:`\tau`: the
+            loss then depends on which class each network favours, not on
+            the scale of its logits, which in networks without batch norm
+            can start orders of magnitude too large (a cross-entropy of 9
+            and gradients that carry nothing). Accuracy is unchanged.
+            (default: :obj:`None`, the logits as they are)
 
     Shapes:
         - **input:** images :math:`[b, C, H, W]`, labels :math:`[b]`,
@@ -67,7 +75,8 @@ class MetaBatchLoss(nn.Module):
     """
     def __init__(self, ghn: nn.Module, models: Sequence[nn.Module],
                  graphs: Sequence[ArchGraph], noise_draws: int = 2,
-                 similarity_weight: float = 1.0, scale_outputs: bool = False):
+                 similarity_weight: float = 1.0, scale_outputs: bool = False,
+                 logit_scale: Optional[float] = None):
         super().__init__()
         if len(models) != len(graphs) or not models:
             raise ValueError(f'expected one graph per model and at least one '
@@ -79,13 +88,19 @@ class MetaBatchLoss(nn.Module):
             raise ValueError(f'noise_draws must be >= 1, got {noise_draws}')
         self.similarity_weight = similarity_weight
         self.scale_outputs = scale_outputs
+        if logit_scale is not None and not logit_scale > 0:
+            raise ValueError(f'logit_scale must be positive or None, got '
+                             f'{logit_scale}')
+        self.logit_scale = logit_scale
         # Plain attributes, not submodules: see the class docstring.
         self.__dict__['models'] = tuple(models)
         self.__dict__['graphs'] = tuple(graphs) * self.draws
+        # Batched, scheduled and planned once for every step.
+        self.prepared = ghn.prepare(self.graphs)
 
     def forward(self, images: Tensor, labels: Tensor,
                 noise: Tensor = None) -> Tuple[Tensor, Dict[str, Tensor]]:
-        predicted = self.ghn.predict(self.graphs, noise=noise)
+        predicted = self.ghn.predict(self.prepared, noise=noise)
         num_models = len(self.models)
         cross_entropy = images.new_zeros(())
         similarity = images.new_zeros(())
@@ -99,7 +114,12 @@ class MetaBatchLoss(nn.Module):
                     params = apply_output_scales(
                         params, output_scales(model, params, images))
                 logits = functional_call(model, params, (images, ))
-                cross_entropy = cross_entropy + F.cross_entropy(logits, labels)
+                seen = logits
+                if self.logit_scale is not None:
+                    spread = logits.detach().float().std(-1, keepdim=True)
+                    seen = logits * (self.logit_scale / spread.clamp_min(
+                        1e-6)).to(logits.dtype)
+                cross_entropy = cross_entropy + F.cross_entropy(seen, labels)
                 correct = correct + (logits.argmax(-1) == labels).float().mean()
                 row.append(logits)
             logits_per_draw.append(row)

@@ -99,6 +99,9 @@ class GHNTrainingConfig:
             (:class:`~ghnlib.train.MetaBatchLoss`), and likewise the
             validation architecture before it is measured; for training on
             architectures without batch norm. (default: :obj:`False`)
+        logit_scale (float, optional): :math:`\tau` of the loss on
+            scale-free logits (:class:`~ghnlib.train.MetaBatchLoss`);
+            :obj:`None` for the logits as they are. (default: :obj:`None`)
     """
     archs: Sequence[str] = ('resnet32', 'resnet44', 'resnet56')
     archs_per_step: Optional[int] = None
@@ -125,6 +128,7 @@ class GHNTrainingConfig:
     space_max_params: int = 250_000
     graph_cache: Optional[str] = None
     scale_outputs: bool = False
+    logit_scale: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The config as JSON values (modules by their class name)."""
@@ -272,14 +276,16 @@ class GHNTrainer:
             return MetaBatchLoss(self.ghn, models, graphs,
                                  self.config.noise_draws,
                                  self.config.similarity_weight,
-                                 self.config.scale_outputs)
+                                 self.config.scale_outputs,
+                                 self.config.logit_scale)
         key = tuple(arch_ids)
         if key not in self._losses:
             loss = MetaBatchLoss(self.ghn, [self.models[i] for i in key],
                                  [self.graphs[i] for i in key],
                                  self.config.noise_draws,
                                  self.config.similarity_weight,
-                                 self.config.scale_outputs)
+                                 self.config.scale_outputs,
+                                 self.config.logit_scale)
             if self.world_size > 1:
                 loss = nn.parallel.DistributedDataParallel(
                     loss, find_unused_parameters=True)

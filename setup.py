@@ -126,6 +126,7 @@ setup(
         'safetensors',
         'tqdm',
         'matplotlib',
+        'tyro',
     ],
     extras_require={
         'onnx': ['onnx'],

@@ -52,8 +52,8 @@ class ExperimentConfig:
         inits (Sequence[str]): Initialisations to compare (:obj:`INITS`).
         members (int): Networks trained per initialisation (the paper: 25).
         epochs (int): Epochs of the plain recipe per network.
-        eval_every (int, optional): Steps between validations (default:
-            once per epoch).
+        eval_every (int, optional): Steps between validations; once per
+            epoch when not given.
         lr (float): Initial SGD learning rate (the paper: 0.1).
         milestones (Sequence[int]): Epochs where the learning rate is
             divided by 5, then by 2 (the paper: 80, 100 of 120).
@@ -61,22 +61,28 @@ class ExperimentConfig:
             steps-to-threshold table (the paper: 0.65 / 0.75 on CIFAR-10,
             0.80 / 0.85 on PCam).
         ensembles (int): Random ensembles :math:`E` drawn per
-            initialisation. ensemble_size (int): Their members :math:`M`.
+            initialisation.
+        ensemble_size (int): Members :math:`M` of each ensemble.
         corruptions (Sequence[str]): Corruptions for the out-of-distribution
             evaluation (:obj:`ghnlib.data.corruptions.CORRUPTIONS`), or
             CIFAR-10-C's files when :obj:`cifar10c_root` is given.
         severities (Sequence[int]): Severities 1–5 evaluated.
-        ghn, noise_ghn (str, optional): GHN checkpoints (paths, or the
-            names of shipped GHNs); without them, digits at 16×16 uses the
-            shipped ones and other datasets train their own.
+        cifar10c_root (str, optional): The CIFAR-10-C folder; without it
+            the corruptions are applied to the test set.
+        ghn (str, optional): GHN checkpoint (a path, or the name of a
+            shipped GHN); without it, digits at 16×16 uses the shipped one
+            and other datasets train their own.
+        noise_ghn (str, optional): Noise GHN checkpoint, likewise.
         ghn_epochs (int): Epochs when a GHN is trained here.
-        vae, vqvae (str, optional): Local initialiser folders; without them
-            a zoo is trained here and the models fit on it.
+        vae (str, optional): VAE local initialiser folder; without it a
+            zoo is trained here and the models fit on it.
+        vqvae (str, optional): VQ-VAE local initialiser folder, likewise.
         hyperrep (str, optional): A :class:`~ghnlib.hyperrep.HyperRepresentation`
             folder of the evaluated architecture (needed for
             :obj:`'hyperrep'`; it is not trained here).
         zoo (str, optional): An existing zoo folder to fit on.
-        zoo_members, zoo_epochs (int): Size of a zoo trained here.
+        zoo_members (int): Members of a zoo trained here.
+        zoo_epochs (int): Epochs of each of its members.
         local_epochs (int, optional): Epochs of each kernel model.
         max_slices (int, optional): Slices per layer model.
         seed (int): Seeds every member (member k uses seed + k).

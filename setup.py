@@ -73,6 +73,7 @@ def extension_build():
             f'GHNLIB_FORCE_CUDA to build the C++-only extension.')
     with_cuda = cuda_possible and not force_cpu
     sources = (sorted(glob.glob('csrc/*.cpp'))
+               + sorted(glob.glob('csrc/autograd/*.cpp'))
                + sorted(glob.glob('csrc/cpu/*.cpp')))
     # torch >= 2.10 headers use C++20; -ffp-contract=off keeps a * x + b two
     # roundings, as in the pure-PyTorch reference. at::parallel_for is a

@@ -1,15 +1,17 @@
-// ghnlib::tile_normalize: the op schema, the input checks every backend runs,
-// and the autograd kernel. The CPU and CUDA kernels live in cpu/ and cuda/.
+// ghnlib::tile_normalize: the op schemas, their entry points, the input
+// checks every kernel runs, and what is the same on every backend (the
+// allocating forward, the views of the flat output). The autograd kernel
+// lives in autograd/, the CPU and CUDA kernels in cpu/ and cuda/.
 #include "tile_normalize.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/irange.h>
-#include <torch/autograd.h>
-#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/library.h>
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace ghnlib {
 namespace {
@@ -55,6 +57,36 @@ at::Tensor host_index_tensor(const at::Tensor& tensor, const char* name,
       "device of src (",
       src.device(), "), got ", tensor.device(), ".");
   return tensor.to(at::kCPU).contiguous();
+}
+
+// The target shapes (host, int64 [N, 4]) are positive and the offsets
+// (host, int64 [N + 1]) their running sum from 0: the kernels locate each
+// tensor's outputs by the offsets and index within them by the shapes.
+void check_offsets_follow_shapes(const at::Tensor& shapes,
+                                 const at::Tensor& offsets,
+                                 int64_t num_tensors) {
+  const int64_t* target = shapes.const_data_ptr<int64_t>();
+  const int64_t* start = offsets.const_data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(start[0] == 0,
+                    "ghnlib::tile_normalize: offsets[0] must be 0, got ",
+                    start[0], ".");
+  for (const auto n : c10::irange(num_tensors)) {
+    int64_t numel = 1;
+    for (const auto d : c10::irange(4)) {
+      TORCH_CHECK_VALUE(
+          target[4 * n + d] >= 1, "ghnlib::tile_normalize: shapes[", n,
+          "] = (", target[4 * n], ", ", target[4 * n + 1], ", ",
+          target[4 * n + 2], ", ", target[4 * n + 3],
+          ") must be four positive sizes; pad lower-rank targets with 1s.");
+      numel *= target[4 * n + d];
+    }
+    TORCH_CHECK_VALUE(
+        start[n + 1] - start[n] == numel, "ghnlib::tile_normalize: offsets[",
+        n + 1, "] - offsets[", n, "] must be the size of shapes[", n, "] (",
+        numel, "), got ", start[n + 1] - start[n],
+        "; offsets must be the running sum of the target sizes, starting at "
+        "0.");
+  }
 }
 
 }  // namespace
@@ -105,29 +137,8 @@ TileNormalizeLayout check_tile_normalize_inputs(
       "the total), got ",
       shape_string(offsets), ".");
 
-  const int64_t* target = layout.shapes.data_ptr<int64_t>();
-  const int64_t* start = layout.offsets.data_ptr<int64_t>();
-  TORCH_CHECK_VALUE(start[0] == 0,
-                    "ghnlib::tile_normalize: offsets[0] must be 0, got ",
-                    start[0], ".");
-  for (const auto n : c10::irange(num_tensors)) {
-    int64_t numel = 1;
-    for (const auto d : c10::irange(4)) {
-      TORCH_CHECK_VALUE(
-          target[4 * n + d] >= 1, "ghnlib::tile_normalize: shapes[", n,
-          "] = (", target[4 * n], ", ", target[4 * n + 1], ", ",
-          target[4 * n + 2], ", ", target[4 * n + 3],
-          ") must be four positive sizes; pad lower-rank targets with 1s.");
-      numel *= target[4 * n + d];
-    }
-    TORCH_CHECK_VALUE(
-        start[n + 1] - start[n] == numel, "ghnlib::tile_normalize: offsets[",
-        n + 1, "] - offsets[", n, "] must be the size of shapes[", n, "] (",
-        numel, "), got ", start[n + 1] - start[n],
-        "; offsets must be the running sum of the target sizes, starting at "
-        "0.");
-  }
-  layout.total = start[num_tensors];
+  check_offsets_follow_shapes(layout.shapes, layout.offsets, num_tensors);
+  layout.total = layout.offsets.const_data_ptr<int64_t>()[num_tensors];
   return layout;
 }
 
@@ -165,62 +176,44 @@ void check_tile_normalize_grad(const at::Tensor& grad_out,
                     src.device(), "), got ", grad_out.device(), ".");
 }
 
-namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::Variable;
-using torch::autograd::variable_list;
-
-class TileNormalizeFunction
-    : public torch::autograd::Function<TileNormalizeFunction> {
- public:
-  static Variable forward(AutogradContext* ctx,
-                          const Variable& src,
-                          const Variable& shapes,
-                          const Variable& offsets,
-                          const Variable& scale,
-                          const std::optional<Variable>& shift) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    static auto op =
-        c10::Dispatcher::singleton()
-            .findSchemaOrThrow("ghnlib::tile_normalize", "")
-            .typed<at::Tensor(const at::Tensor&, const at::Tensor&,
-                              const at::Tensor&, const at::Tensor&,
-                              const std::optional<at::Tensor>&)>();
-    auto out = op.call(src, shapes, offsets, scale, shift);
-    ctx->save_for_backward({src, shapes, offsets, scale});
-    ctx->saved_data["has_shift"] = shift.has_value() && shift->defined();
-    return out;
-  }
-
-  static variable_list backward(AutogradContext* ctx,
-                                variable_list grad_outs) {
-    const auto saved = ctx->get_saved_variables();
-    const bool has_shift = ctx->saved_data["has_shift"].toBool();
-    // needs_input_grad counts tensor inputs only: src, shapes, offsets,
-    // scale, then shift where one was given.
-    const std::array<bool, 3> output_mask = {
-        ctx->needs_input_grad(0), ctx->needs_input_grad(3),
-        has_shift && ctx->needs_input_grad(4)};
-    static auto op =
-        c10::Dispatcher::singleton()
-            .findSchemaOrThrow("ghnlib::tile_normalize_backward", "")
-            .typed<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
-                const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                const at::Tensor&, const at::Tensor&, std::array<bool, 3>)>();
-    auto [grad_src, grad_scale, grad_shift] = op.call(
-        grad_outs[0], saved[0], saved[1], saved[2], saved[3], output_mask);
-    return {grad_src, Variable(), Variable(), grad_scale, grad_shift};
-  }
-};
-
-at::Tensor tile_normalize_autograd(const at::Tensor& src,
-                                   const at::Tensor& shapes,
-                                   const at::Tensor& offsets,
-                                   const at::Tensor& scale,
-                                   const std::optional<at::Tensor>& shift) {
-  return TileNormalizeFunction::apply(src, shapes, offsets, scale, shift);
+at::Tensor tile_normalize(const at::Tensor& src,
+                          const at::Tensor& shapes,
+                          const at::Tensor& offsets,
+                          const at::Tensor& scale,
+                          const std::optional<at::Tensor>& shift) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("ghnlib::tile_normalize", "")
+                       .typed<decltype(tile_normalize)>();
+  return op.call(src, shapes, offsets, scale, shift);
 }
+
+at::Tensor& tile_normalize_out(const at::Tensor& src,
+                               const at::Tensor& shapes,
+                               const at::Tensor& offsets,
+                               const at::Tensor& scale,
+                               const std::optional<at::Tensor>& shift,
+                               at::Tensor& out) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("ghnlib::tile_normalize", "out")
+                       .typed<decltype(tile_normalize_out)>();
+  return op.call(src, shapes, offsets, scale, shift, out);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_normalize_backward(
+    const at::Tensor& grad_out,
+    const at::Tensor& src,
+    const at::Tensor& shapes,
+    const at::Tensor& offsets,
+    const at::Tensor& scale,
+    std::array<bool, 3> output_mask) {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("ghnlib::tile_normalize_backward", "")
+          .typed<decltype(tile_normalize_backward)>();
+  return op.call(grad_out, src, shapes, offsets, scale, output_mask);
+}
+
+namespace {
 
 // tile_normalize for every backend: allocates the flat output and runs the
 // backend's tile_normalize.out kernel, so that each backend implements the
@@ -233,15 +226,10 @@ at::Tensor tile_normalize_allocating(const at::Tensor& src,
   const auto layout =
       check_tile_normalize_inputs(src, shapes, offsets, scale, shift);
   auto out = at::empty({layout.total}, src.options());
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("ghnlib::tile_normalize", "out")
-          .typed<at::Tensor&(const at::Tensor&, const at::Tensor&,
-                             const at::Tensor&, const at::Tensor&,
-                             const std::optional<at::Tensor>&, at::Tensor&)>();
   // The layout goes on as host tensors: checking it again costs no device
   // synchronisation.
-  return op.call(src, layout.shapes, layout.offsets, scale, shift, out);
+  return tile_normalize_out(src, layout.shapes, layout.offsets, scale, shift,
+                            out);
 }
 
 // The results of tile_normalize as views of the flat output. One split
@@ -300,17 +288,6 @@ TORCH_LIBRARY_IMPL(ghnlib, CompositeImplicitAutograd, m) {
 
 TORCH_LIBRARY_IMPL(ghnlib, CompositeExplicitAutograd, m) {
   m.impl("tile_normalize", TORCH_FN(tile_normalize_allocating));
-}
-
-TORCH_LIBRARY_IMPL(ghnlib, Autograd, m) {
-  m.impl("tile_normalize", TORCH_FN(tile_normalize_autograd));
-  // No double backward: differentiating through the backward raises
-  // instead of silently dropping that gradient.
-  m.impl("tile_normalize_backward",
-         torch::autograd::autogradNotImplementedFallback());
-  // Writing into a given buffer is for inference: no gradient.
-  m.impl("tile_normalize.out",
-         torch::autograd::autogradNotImplementedFallback());
 }
 
 }  // namespace ghnlib

@@ -1,5 +1,6 @@
-// Shared between the schema/autograd translation unit and the CPU and CUDA
-// kernels: input checks and the per-dimension index map of the op.
+// ghnlib::tile_normalize, shared by the schema file (tile_normalize.cpp), the
+// autograd kernel (autograd/) and the CPU and CUDA kernels (cpu/, cuda/): the
+// entry points, the input checks and the per-dimension index map of the op.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -8,8 +9,33 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <tuple>
 
 namespace ghnlib {
+
+// Entry points: each calls the op through the dispatcher, which runs the
+// kernel of the tensors' backend (and the autograd kernel where a gradient
+// is wanted).
+at::Tensor tile_normalize(const at::Tensor& src,
+                          const at::Tensor& shapes,
+                          const at::Tensor& offsets,
+                          const at::Tensor& scale,
+                          const std::optional<at::Tensor>& shift);
+
+at::Tensor& tile_normalize_out(const at::Tensor& src,
+                               const at::Tensor& shapes,
+                               const at::Tensor& offsets,
+                               const at::Tensor& scale,
+                               const std::optional<at::Tensor>& shift,
+                               at::Tensor& out);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> tile_normalize_backward(
+    const at::Tensor& grad_out,
+    const at::Tensor& src,
+    const at::Tensor& shapes,
+    const at::Tensor& offsets,
+    const at::Tensor& scale,
+    std::array<bool, 3> output_mask);
 
 // Host-side view of the op's metadata, read once by the checks so that the
 // kernels need no device synchronisation.
@@ -22,8 +48,12 @@ struct TileNormalizeLayout {
 };
 
 // Validates the arguments of ghnlib::tile_normalize (and of its backward,
-// which shares them) and raises ValueError/TypeError naming the argument,
-// the expectation and the fix.
+// which shares them) and raises ValueError naming the argument, the
+// expectation and the fix. Every kernel runs it before any work. Besides
+// shapes, dtypes and devices it reads the N target shapes and N + 1 offsets
+// (host metadata that the kernels read anyway to lay out their work), since
+// offsets that disagree with the shapes would make the kernels read and
+// write out of bounds.
 TileNormalizeLayout check_tile_normalize_inputs(
     const at::Tensor& src,
     const at::Tensor& shapes,

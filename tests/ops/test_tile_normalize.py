@@ -223,6 +223,60 @@ def test_compiled_gradients_match_reference(device, dtype, sizes):
 
 
 @pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_compiled_gradient_of_sliced_targets_is_the_reference_bit_for_bit(
+        device, dtype):
+    # Where no target tiles, each source element is read at most once: its
+    # gradient is one product a * grad_out (or 0), rounded once, as in the
+    # reference.
+    ops = compiled_ops(device)
+    generator = torch.Generator().manual_seed(4)
+    s0, s1, s2, s3 = SOURCE_SIZES
+    targets = [(4, 1, 1, 1), (6, 5, 1, 1), tuple(SOURCE_SIZES), (2, 3, 1, 2),
+               (1, 1, 1, 1), (s0, s1, 1, s3), (1, s1, s2, s3), (5, 4, 3, 3)]
+    src = torch.randn(len(targets), *SOURCE_SIZES, dtype=dtype,
+                      generator=generator).to(device).requires_grad_()
+    scale = torch.rand(len(targets), dtype=dtype,
+                       generator=generator).to(device)
+    shapes, offsets = layout(targets)
+    weights = torch.randn(int(offsets[-1]), dtype=dtype,
+                          generator=generator).to(device)
+    (expected, ) = torch.autograd.grad(
+        (weights * flat_reference(src, targets, scale, None)).sum(), src)
+    (got, ) = torch.autograd.grad(
+        (weights * ops.tile_normalize(src, shapes, offsets, scale)).sum(), src)
+    assert torch.equal(got, expected)
+    assert bool((got == 0).any())  # elements no target reads
+
+
+def test_compiled_gradients_of_long_rows_match_reference():
+    # Rows of 4096 source elements and more are split into work items of
+    # part of a row each.
+    ops = compiled_ops()
+    generator = torch.Generator().manual_seed(6)
+    sizes = (3, 5000, 1, 1)
+    targets = [sizes, (3, 12001, 1, 1), (2, 4500, 1, 1), (7, 5000, 1, 1),
+               (1, 9000, 1, 1)]
+    src = torch.randn(len(targets), *sizes, dtype=torch.float64,
+                      generator=generator).requires_grad_()
+    scale = torch.rand(len(targets), dtype=torch.float64,
+                       generator=generator).requires_grad_()
+    shift = torch.randn(len(targets), dtype=torch.float64,
+                        generator=generator).requires_grad_()
+    shapes, offsets = layout(targets)
+    weights = torch.randn(int(offsets[-1]), dtype=torch.float64,
+                          generator=generator)
+    inputs = (src, scale, shift)
+    expected = torch.autograd.grad(
+        (weights * flat_reference(src, targets, scale, shift)).sum(), inputs)
+    got = torch.autograd.grad(
+        (weights * ops.tile_normalize(src, shapes, offsets, scale,
+                                      shift)).sum(), inputs)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize('device', DEVICES)
 def test_compiled_backward_computes_only_requested_gradients(device):
     ops = compiled_ops(device)
     src, targets, scale, _ = mixed_batch(torch.float64, device, num_random=2)

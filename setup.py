@@ -127,6 +127,9 @@ setup(
         'safetensors',
         'tqdm',
         'matplotlib',
+        # digits, bundled with scikit-learn, is the default dataset and the
+        # data of the shipped GHNs.
+        'scikit-learn',
         'tyro',
     ],
     extras_require={
@@ -134,7 +137,7 @@ setup(
         'pcam': ['h5py'],
         'scatter': ['torch-scatter'],
         'test': ['pytest', 'pytest-benchmark', 'onnx', 'onnxruntime',
-                 'onnxscript', 'scikit-learn', 'scipy', 'torchvision',
+                 'onnxscript', 'scipy', 'torchvision',
                  'h5py'],
     },
     entry_points={'console_scripts': ['ghnlib = ghnlib.cli:main']},

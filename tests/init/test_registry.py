@@ -7,25 +7,6 @@ from ghnlib.init import (SCHEMES, get_initializer, initialize,
                          list_initializers, register_initializer)
 
 
-def seeded(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def parameters(model):
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
-
-
-def assert_differ(a, b):
-    weights = [name for name in a if a[name].dim() > 1]
-    assert weights and all(not torch.equal(a[n], b[n]) for n in weights)
-
-
 def test_registry_lists_the_builtin_schemes():
     assert {'he', 'xavier', 'default', 'ghn', 'noise-ghn'} <= set(
         list_initializers())

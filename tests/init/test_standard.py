@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from parameter_checks import assert_differ, assert_same, parameters, seeded
 
 from ghnlib.errors import GhnlibError
 from ghnlib.init import SCHEMES, initialize, list_initializers
@@ -10,25 +11,6 @@ from ghnlib.models import get_model
 
 NO_ARGUMENT = [name for name in list_initializers()
                if SCHEMES.entry(name).metadata['argument'] is None]
-
-
-def seeded(seed):
-    return torch.Generator().manual_seed(seed)
-
-
-def parameters(model):
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert torch.equal(a[name], b[name]), name
-
-
-def assert_differ(a, b):
-    weights = [name for name in a if a[name].dim() > 1]
-    assert weights and all(not torch.equal(a[n], b[n]) for n in weights)
 
 
 class WithBiases(nn.Module):

@@ -368,10 +368,16 @@ class PatchEmbedding(nn.Module):
         self.proj = nn.Conv2d(in_channels, width, patch, stride=patch)
         if pos_embedding:
             self.pos = nn.Parameter(torch.empty(1, num_tokens, width))
-            nn.init.trunc_normal_(self.pos, std=0.02)
         else:
             self.register_parameter('pos', None)
         self.with_pos = pos_embedding
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        r"""Resets the position embedding (truncated normal, std 0.02, as
+        ViT); the projection has its own."""
+        if self.pos is not None:
+            nn.init.trunc_normal_(self.pos, std=0.02)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.proj(x).flatten(2).transpose(1, 2)

@@ -49,7 +49,26 @@ def _check_materialized(model: nn.Module, spec: str) -> None:
                 '(lazy module); run one forward pass before initialising')
 
 
+def _attention_parameters(module: nn.MultiheadAttention, fill: Callable,
+                          generator: Optional[torch.Generator]) -> None:
+    """A multi-head attention's own parameters (its output projection is a
+    linear child): the input projections filled like any weight matrix, the
+    biases zero; torch resets them only in a private method."""
+    for name in ('in_proj_weight', 'q_proj_weight', 'k_proj_weight',
+                 'v_proj_weight'):
+        weight = getattr(module, name, None)
+        if weight is not None:
+            _fill(weight, generator, fill)
+    for name in ('in_proj_bias', 'bias_k', 'bias_v'):
+        bias = getattr(module, name, None)
+        if bias is not None:
+            nn.init.zeros_(bias)
+
+
 def _reset_fallback(module: nn.Module, path: str, spec: str) -> None:
+    if isinstance(module, nn.MultiheadAttention):
+        _attention_parameters(module, nn.init.xavier_uniform_, None)
+        return
     if not hasattr(module, 'reset_parameters'):
         raise GhnlibError(
             f"initializer '{spec}' does not know how to initialise module "
@@ -80,6 +99,8 @@ def _init_layers(model: nn.Module, generator: Optional[torch.Generator],
                 _fill(module.weight, generator, fill_weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.MultiheadAttention):
+                _attention_parameters(module, fill_weight, generator)
             elif isinstance(module, NORM_LAYERS):
                 if getattr(module, 'weight', None) is not None:
                     nn.init.ones_(module.weight)

@@ -79,3 +79,16 @@ def test_random_net_is_a_plain_module():
     model = ArchSpace().sample(1)[0]
     assert isinstance(model, RandomNet)
     assert f"name='{model.name}'" in repr(model)
+
+
+def test_every_sample_takes_the_standard_initialisations():
+    from ghnlib.archspace import ArchSpace
+    from ghnlib.init import initialize
+    recipes = ArchSpace(input_size=8, width=(8, 16), depth=(1, 3),
+                        max_params=50_000).sample_recipes(12, seed=0)
+    assert any(r.tokens is not None for r in recipes)
+    for recipe in recipes:
+        for spec in ('he', 'xavier', 'default'):
+            model = initialize(build(recipe), spec,
+                               generator=torch.Generator().manual_seed(0))
+            assert all(torch.isfinite(p).all() for p in model.parameters())

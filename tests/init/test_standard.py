@@ -90,3 +90,19 @@ def test_unknown_modules_with_parameters_are_reported():
     model = nn.Sequential(nn.Linear(3, 3), Raw())
     with pytest.raises(GhnlibError, match=r"'1' \(Raw\).*reset_parameters"):
         initialize(model, 'he')
+
+
+@pytest.mark.parametrize('spec', ['he', 'xavier', 'default'])
+def test_multihead_attention_is_initialised(spec):
+    model = nn.MultiheadAttention(64, 4, bias=True, add_bias_kv=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(7.0)
+    initialize(model, spec, generator=seeded(0))
+    assert torch.equal(model.in_proj_bias, torch.zeros(192))
+    assert torch.equal(model.bias_k, torch.zeros(1, 1, 64))
+    expected = {'he': math.sqrt(2 / 64), 'xavier': math.sqrt(2 / (64 + 192)),
+                'default': math.sqrt(2 / (64 + 192))}[spec]
+    assert float(model.in_proj_weight.std()) == pytest.approx(expected,
+                                                              rel=0.1)
+    assert float(model.out_proj.weight.abs().max()) < 1

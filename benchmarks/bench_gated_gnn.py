@@ -26,8 +26,9 @@ from torch_geometric.data import Batch
 
 from ghnlib.graph import to_graph
 from ghnlib.models import get_model
-from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
-                                 reference_gated_gnn)
+from ghnlib.nn import GatedGNN, SweepSchedule
+from ghnlib.nn.reference_gated_gnn import (reference_adjacency,
+                                           reference_gated_gnn)
 from timing import run_times
 from torchvision_models import import_torchvision
 

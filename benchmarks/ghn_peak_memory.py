@@ -41,12 +41,12 @@ def measure(batch_size):
     ghn = GraphHyperNetwork(hidden_channels=32, max_shape=(64, 64, 11, 11),
                             num_classes=10)
     graphs = [ghn.graph_of(get_model('resnet56'))] * batch_size
-    ghn.batch_of(graphs)
+    batch = ghn.prepare(graphs)
     prepared = status_mb('VmRSS')
     before = status_mb('VmHWM')
     anonymous = 0.0
     for _ in range(3):
-        out = ghn.predict(graphs)
+        out = ghn.predict(batch)
         size = sum(v.numel() * v.element_size() for p in out
                    for v in p.values()) / 2**20
         anonymous = max(anonymous, status_mb('RssAnon'))

@@ -2,11 +2,10 @@ r"""Drawing an :class:`ArchGraph` for a person to look at."""
 import os
 from typing import Dict, List, Optional, Union
 
-import torch
-
 from ghnlib.graph.arch_graph import ArchGraph
+from ghnlib.graph.levels import node_levels
 
-__all__ = ['draw_graph', 'node_levels']
+__all__ = ['draw_graph']
 
 _FAMILY_COLORS = {
     'io': '#4d4d4d',
@@ -45,23 +44,6 @@ def _family(op: str) -> str:
     return 'other'
 
 
-def node_levels(graph: ArchGraph) -> torch.Tensor:
-    r"""The longest-path depth of every node from the graph's sources.
-
-    Nodes are stored in topological order (every edge goes from a lower to a
-    higher index), so one pass over the edges sorted by target suffices.
-
-    Returns:
-        LongTensor of shape :math:`[N]`.
-    """
-    level = [0] * graph.num_nodes
-    src, dst = graph.edge_index.tolist()
-    for u, v in sorted(zip(src, dst), key=lambda e: e[1]):
-        if level[u] + 1 > level[v]:
-            level[v] = level[u] + 1
-    return torch.tensor(level, dtype=torch.long)
-
-
 def draw_graph(graph: ArchGraph, path: Union[str, os.PathLike, None] = None,
                *, ax=None, labels: Optional[bool] = None, dpi: int = 150):
     r"""Draws the graph top to bottom, one row per depth, nodes coloured by
@@ -86,7 +68,7 @@ def draw_graph(graph: ArchGraph, path: Union[str, os.PathLike, None] = None,
     from matplotlib.lines import Line2D
     from matplotlib.patches import FancyArrowPatch
 
-    levels = node_levels(graph).tolist()
+    levels = node_levels(graph.edge_index, graph.num_nodes).tolist()
     ops = graph.op_names
     rows: Dict[int, List[int]] = {}
     for node, level in enumerate(levels):

@@ -2,8 +2,6 @@ r"""The graph hypernetwork (GHN-2) and its Noise GHN variant."""
 import json
 import math
 import os
-import threading
-import weakref
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -12,14 +10,15 @@ from torch_geometric.data import Batch
 
 from ghnlib.errors import GhnlibError
 from ghnlib.graph import OPS, VOCABULARY_VERSION, ArchGraph, to_graph
+from ghnlib.nn.batch_plan import BatchPlan, WeightGroup
 from ghnlib.nn.decoder import ParameterDecoder
-from ghnlib.nn.gated_gnn import GatedGNN, SweepSchedule
+from ghnlib.nn.gated_gnn import GatedGNN
 from ghnlib.nn.node_encoder import NodeEncoder
-from ghnlib.nn.parameter_plan import (VECTOR_RANGES, BatchPlan, ParamTask,
-                                      WeightGroup, plan_parameters)
+from ghnlib.nn.parameter_plan import VECTOR_RANGES, ParamTask, plan_parameters
+from ghnlib.nn.prepared_batch import PreparedBatch
+from ghnlib.nn.sweep_schedule import SweepSchedule
 from ghnlib.ops import tile_normalize
 from ghnlib.utils.checkpoint import atomic_write, read_safetensors
-from ghnlib.utils.memory import release_freed_memory
 
 __all__ = ['GraphHyperNetwork', 'ParamTask', 'plan_parameters',
            'list_pretrained', 'VECTOR_RANGES']
@@ -40,22 +39,12 @@ def list_pretrained() -> List[str]:
 _FORMAT = 'ghnlib.GraphHyperNetwork'
 # Elements of V ⊗ K per decoding chunk (about 1 MB in float32).
 _DECODE_CHUNK = 1 << 18
-# Nodes from which preparing a batch ends by giving freed heap memory back.
-_TRIM_AFTER_NODES = 4096
 # Members whose factors are evaluated at once by an inference prediction.
 _FACTOR_BLOCK = 256
 _FORMAT_VERSION = 1
 
-_OUTPUT_POOL_LOCK = threading.Lock()
-
-
-def _storage_users(tensor: Tensor) -> Optional[int]:
-    """How many tensors share :obj:`tensor`'s memory (views included), or
-    :obj:`None` where torch does not tell."""
-    count = getattr(torch._C, '_storage_Use_Count', None)
-    if count is None:
-        return None
-    return count(tensor.untyped_storage()._cdata)
+_Architectures = Union[nn.Module, ArchGraph, Sequence[Union[nn.Module,
+                                                           ArchGraph]]]
 
 
 class GraphHyperNetwork(nn.Module):
@@ -76,6 +65,12 @@ class GraphHyperNetwork(nn.Module):
     real parameter shape and normalises it
     (:func:`ghnlib.ops.tile_normalize`). With :obj:`noise_dim` = 0 it is the
     deterministic GHN.
+
+    The work that depends on the architectures only (batching their graphs,
+    the sweep schedule, the decoding plan) can be done once with
+    :meth:`prepare`; the :class:`~ghnlib.nn.PreparedBatch` it returns is
+    passed to :meth:`predict` or :meth:`init_` in place of the
+    architectures. The GHN itself keeps nothing between calls.
 
     Args:
         hidden_channels (int, optional): Node state size.
@@ -104,7 +99,7 @@ class GraphHyperNetwork(nn.Module):
                  layer_norm: bool = True, ve_cutoff: int = 50):
         super().__init__()
         if noise_dim < 0:
-            raise ValueError(f'noise_dim must be >= 0, got {noise_dim}')
+            raise GhnlibError(f'noise_dim must be >= 0, got {noise_dim}')
         self.config = dict(hidden_channels=hidden_channels,
                            num_rounds=num_rounds, max_shape=list(max_shape),
                            num_classes=num_classes, noise_dim=noise_dim,
@@ -118,8 +113,12 @@ class GraphHyperNetwork(nn.Module):
                             layer_norm=layer_norm)
         self.decoder = ParameterDecoder(hidden_channels + noise_dim, max_shape,
                                         num_classes, decoder_channels, rank)
-        self._batch_cache = None
-        self._output_pool = None
+
+    def _device(self) -> torch.device:
+        return self.encoder.op_embedding.weight.device
+
+    def _dtype(self) -> torch.dtype:
+        return self.encoder.op_embedding.weight.dtype
 
     def graph_of(self, model: Union[nn.Module, ArchGraph],
                  input_shape: Sequence[int] = (1, 3, 32, 32)) -> ArchGraph:
@@ -160,70 +159,79 @@ class GraphHyperNetwork(nn.Module):
             return noise
         return noise.index_select(0, batch.batch.to(device))
 
-    def batch_of(self, graphs: Sequence[ArchGraph]
-                 ) -> Tuple[Batch, SweepSchedule]:
-        """The batch of :obj:`graphs` (without the virtual edges, which
-        live in the schedule) and its sweep schedule.
+    def prepare(self, models: _Architectures, *,
+                input_shape: Sequence[int] = (1, 3, 32, 32)) -> PreparedBatch:
+        r"""Batches, schedules and plans the architectures for this GHN, once:
+        pass the result to :meth:`predict` or :meth:`init_` in place of the
+        architectures to predict them again without that work. Nothing is
+        kept by the GHN or written onto the graphs.
 
-        The last batch is kept, with its schedule and decoding plan:
-        predicting the same graph objects again (as in training, or sampling
-        a Noise GHN) skips batching, scheduling and planning. Graphs are
-        treated as immutable.
+        Args:
+            models (nn.Module, ArchGraph or a sequence of them): The
+                architectures, as in :meth:`predict`.
+            input_shape (Sequence[int], optional): Example input shape for
+                converting modules. (default: :obj:`(1, 3, 32, 32)`)
+
+        Returns:
+            A :class:`~ghnlib.nn.PreparedBatch` for this GHN's
+            :obj:`num_classes`, :obj:`max_shape` and device.
         """
-        batch, schedule, _ = self._prepared(graphs)
-        return batch, schedule
+        graphs = self._graphs(models, input_shape)
+        if not graphs:
+            raise GhnlibError('prepare needs at least one model or graph')
+        return PreparedBatch(graphs, self.num_classes, self.decoder.max_shape,
+                             self._device())
 
-    def _prepared(self, graphs: Sequence[ArchGraph]
-                  ) -> Tuple[Batch, SweepSchedule, BatchPlan]:
-        device = self.encoder.op_embedding.weight.device
-        cached = self._batch_cache
-        if (cached is not None and cached[3] == device
-                and len(cached[0]) == len(graphs)
-                and all(ref() is g for ref, g in zip(cached[0], graphs))):
-            return cached[1], cached[2], cached[4]
-        # The virtual edges live in the schedule only.
-        batch = Batch.from_data_list(
-            list(graphs),
-            exclude_keys=['virtual_edge_index', 'virtual_edge_dist'])
-        schedule = SweepSchedule.from_data_list(graphs).to(device)
-        plan = BatchPlan(graphs, batch.ptr.tolist(), self.num_classes,
-                         self.decoder.max_shape, device)
-        self._batch_cache = ([weakref.ref(g) for g in graphs], batch, schedule,
-                             device, plan)
-        if batch.num_nodes >= _TRIM_AFTER_NODES:
-            # Batching, scheduling and planning free tens of megabytes of
-            # index temporaries, which the C heap would keep resident.
-            release_freed_memory()
-        return batch, schedule, plan
+    def _graphs(self, models: _Architectures,
+                input_shape: Sequence[int]) -> List[ArchGraph]:
+        if isinstance(models, (nn.Module, ArchGraph)):
+            models = [models]
+        return [self.graph_of(m, input_shape) for m in models]
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state['_batch_cache'] = None  # weak references do not pickle
-        state['_output_pool'] = None
-        return state
+    def _prepared(self, models: Union[_Architectures, PreparedBatch],
+                  input_shape: Sequence[int]) -> Optional[PreparedBatch]:
+        """:obj:`models` prepared for this GHN (:obj:`None` for no
+        models); a prepared batch is checked to fit."""
+        if not isinstance(models, PreparedBatch):
+            graphs = self._graphs(models, input_shape)
+            return PreparedBatch(graphs, self.num_classes,
+                                 self.decoder.max_shape, self._device()) \
+                if graphs else None
+        mine = (self.num_classes, self.decoder.max_shape, self._device())
+        theirs = (models.num_classes, models.max_shape, models.device)
+        if theirs != mine:
+            raise GhnlibError(
+                f'the batch was prepared for num_classes={theirs[0]}, '
+                f'max_shape={theirs[1]} on {theirs[2]}, this GHN has '
+                f'num_classes={mine[0]}, max_shape={mine[1]} on {mine[2]}: '
+                f'prepare it with this GHN (ghn.prepare(graphs))')
+        return models
 
     def node_states(self, batch: Batch,
                     schedule: Optional[SweepSchedule] = None) -> Tensor:
-        """Final node states :math:`\\mathbf{H}^T` of a batch of graphs."""
-        device = self.encoder.op_embedding.weight.device
+        """Final node states :math:`\\mathbf{H}^T` of a batch of graphs
+        (scheduled here unless :obj:`schedule` is given)."""
+        device = self._device()
         h = self.encoder(batch.op.to(device), batch.node_shape.to(device))
         if schedule is None:
             schedule = SweepSchedule.from_data(batch).to(device)
         return self.gnn(h, schedule)
 
-    def predict(self, models: Sequence[Union[nn.Module, ArchGraph]],
+    def predict(self, models: Union[_Architectures, PreparedBatch],
                 noise: Optional[Tensor] = None,
                 generator: Optional[torch.Generator] = None, *,
                 per_node_noise: bool = False,
-                input_shape: Sequence[int] = (1, 3, 32, 32)
-                ) -> List[Dict[str, Tensor]]:
+                input_shape: Sequence[int] = (1, 3, 32, 32),
+                out: Optional[Tensor] = None) -> List[Dict[str, Tensor]]:
         r"""Predicts all parameters of many architectures in one pass.
 
         Args:
-            models (Sequence[nn.Module or ArchGraph]): Architectures; modules
-                are converted with :func:`~ghnlib.graph.to_graph` on
-                :obj:`input_shape` (pass graphs to reuse a conversion or
-                give other example inputs).
+            models (nn.Module, ArchGraph, a sequence of them, or
+                PreparedBatch): _Architectures; modules are converted with
+                :func:`~ghnlib.graph.to_graph` on :obj:`input_shape` (pass
+                graphs to reuse a conversion or give other example inputs,
+                or the result of :meth:`prepare` to reuse the batching,
+                scheduling and planning as well).
             noise (Tensor, optional): :math:`\xi`: shape :math:`[D]`,
                 :math:`[B, D]` (one per architecture) or :math:`[N, D]` (one
                 per node). (default: :obj:`None`, drawn from
@@ -234,34 +242,82 @@ class GraphHyperNetwork(nn.Module):
                 instead of one per architecture. (default: :obj:`False`)
             input_shape (Sequence[int], optional): Example input shape for
                 converting modules. (default: :obj:`(1, 3, 32, 32)`)
+            out (Tensor, optional): Where to write the predictions, for
+                inference only (under :func:`torch.no_grad`, or with no
+                gradient needed): a contiguous tensor of shape
+                :math:`[M]`, :math:`M` the batch's
+                :obj:`~ghnlib.nn.PreparedBatch.num_elements`, of the
+                GHN's dtype, on its device
+                (:meth:`~ghnlib.nn.PreparedBatch.empty_output` makes one).
+                It is checked before any work. Every returned tensor is
+                then a view of it; reusing one buffer for many calls saves
+                allocating (and first touching) fresh memory each time,
+                and overwrites the previous results.
+                (default: :obj:`None`, fresh memory)
 
         Returns:
             One ``{parameter name: tensor}`` dict per architecture,
             differentiable w.r.t. the GHN's parameters. Without gradients
-            (e.g. under :func:`torch.no_grad`) the tensors are views of one
-            flat buffer, which the next such call on the CPU reuses once
-            none of them is referenced any more (:meth:`empty_cache` frees
-            it); held tensors are never overwritten.
+            the tensors of one call are views of one flat buffer
+            (:obj:`out` where given).
         """
-        if isinstance(models, (nn.Module, ArchGraph)):
-            models = [models]
-        graphs = [self.graph_of(m, input_shape) for m in models]
-        if not graphs:
+        self._check_out(out, noise)
+        prepared = self._prepared(models, input_shape)
+        if prepared is None:
+            if out is not None and out.numel() != 0:
+                raise GhnlibError(f'out has {out.numel()} elements, but no '
+                                  f'architecture was given: pass 0')
             return []
-        plan, code = self._codes(graphs, noise, generator, per_node_noise)
+        plan = prepared.plan
+        if out is not None and out.numel() != plan.num_elements:
+            raise GhnlibError(
+                f'out has {out.numel()} elements, the predictions of these '
+                f'architectures {plan.num_elements}: pass a tensor of shape '
+                f'[{plan.num_elements}] (prepared.empty_output())')
+        inference = self._is_inference(noise)
+        code = self._codes(prepared, noise, generator, per_node_noise)
         values: List[Optional[Tensor]] = [None] * plan.num_tasks
-        inference = not torch.is_grad_enabled() or not (
-            code.requires_grad
-            or any(p.requires_grad for p in self.decoder.parameters()))
         if inference:
-            flat = self._output_buffer(plan.num_elements, code.dtype,
-                                       code.device)
-            self._decode_inference(plan, code, values, flat)
+            if out is None:
+                out = torch.empty(plan.num_elements, dtype=code.dtype,
+                                  device=code.device)
+            self._decode_inference(plan, code, values, out)
         else:
             for group in plan.weight_groups:
                 self._decode_weights(group, code, plan.shapes, values)
             self._decode_vectors(plan, code, values)
         return plan.assemble(values)
+
+    def _is_inference(self, noise: Optional[Tensor]) -> bool:
+        """Whether a prediction needs no autograd graph."""
+        return not torch.is_grad_enabled() or not (
+            (noise is not None and noise.requires_grad)
+            or any(p.requires_grad for p in self.parameters()))
+
+    def _check_out(self, out: Optional[Tensor],
+                   noise: Optional[Tensor]) -> None:
+        """Refuses an :obj:`out` the predictions cannot be written into,
+        before any work (its size is checked once the batch is known)."""
+        if out is None:
+            return
+        if not isinstance(out, Tensor):
+            raise GhnlibError(f'out must be a tensor, got '
+                              f'{type(out).__name__}')
+        if not self._is_inference(noise):
+            raise GhnlibError(
+                'out is for predictions without gradients: call predict '
+                'under torch.no_grad() (or with the GHN\'s parameters '
+                'frozen), or leave out unset to get differentiable tensors')
+        dtype, device = self._dtype(), self._device()
+        if out.dtype != dtype or out.device != device:
+            raise GhnlibError(f'out is {out.dtype} on {out.device}, the GHN '
+                              f'predicts {dtype} on {device}: pass a tensor '
+                              f'of that dtype and device')
+        if out.dim() != 1 or not out.is_contiguous():
+            raise GhnlibError(
+                f'out must be a contiguous one-dimensional tensor, got shape '
+                f'{tuple(out.shape)}'
+                + ('' if out.is_contiguous() else ', not contiguous'))
 
     def _decode_inference(self, plan: BatchPlan, code: Tensor,
                           values: List[Optional[Tensor]], flat: Tensor
@@ -271,45 +327,15 @@ class GraphHyperNetwork(nn.Module):
                                            flat)
         self._decode_vectors(plan, code, values, flat[plan.vector_offset:])
 
-    def _codes(self, graphs: Sequence[ArchGraph], noise: Optional[Tensor],
+    def _codes(self, prepared: PreparedBatch, noise: Optional[Tensor],
                generator: Optional[torch.Generator], per_node_noise: bool
-               ) -> Tuple[BatchPlan, Tensor]:
-        """The batch's decoding plan and the decoder code of every node
-        owning parameters."""
-        batch, schedule, plan = self._prepared(graphs)
-        device = self.encoder.op_embedding.weight.device
-        h = self.node_states(batch, schedule)
-        xi = self._noise(noise, generator, batch, per_node_noise, device)
+               ) -> Tensor:
+        """The decoder code of every node owning parameters."""
+        h = self.node_states(prepared.batch, prepared.schedule)
+        xi = self._noise(noise, generator, prepared.batch, per_node_noise,
+                         self._device())
         z = h if xi is None else torch.cat([h, xi.to(h.dtype)], dim=-1)
-        return plan, self.decoder.embed(z.index_select(0, plan.owners))
-
-    def _output_buffer(self, numel: int, dtype: torch.dtype,
-                       device: torch.device) -> Tensor:
-        """The flat memory of an inference prediction. On the CPU the last
-        buffer is kept and reused once none of its tensors is referenced
-        any more: a fresh buffer costs a page fault per 4 KiB on first
-        write, often more than decoding into it (CUDA's caching allocator
-        does the same by itself). :meth:`empty_cache` lets it go."""
-        # The lock makes "nobody uses it" and "now I do" (the slice) one
-        # step for concurrent predictions.
-        with _OUTPUT_POOL_LOCK:
-            pooled = self._output_pool
-            if pooled is not None:
-                buffer, users = pooled
-                if (buffer.dtype == dtype and buffer.device == device
-                        and numel <= buffer.numel() <= 2 * numel
-                        and _storage_users(buffer) == users):
-                    return buffer[:numel]
-            buffer = torch.empty(numel, dtype=dtype, device=device)
-            users = _storage_users(buffer)
-            self._output_pool = (buffer, users) if (
-                device.type == 'cpu' and users is not None) else None
-            return buffer[:numel]
-
-    def empty_cache(self) -> None:
-        """Frees the output memory kept for reuse by inference predictions
-        (see :meth:`predict`)."""
-        self._output_pool = None
+        return self.decoder.embed(z.index_select(0, prepared.plan.owners))
 
     @staticmethod
     def _scales(scale: Tensor, crop: Tuple[int, int, int, int],
@@ -428,25 +454,34 @@ class GraphHyperNetwork(nn.Module):
     @torch.no_grad()
     def init_(self, model: nn.Module, noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None, *,
-              graph: Optional[ArchGraph] = None,
+              graph: Union[ArchGraph, PreparedBatch, None] = None,
               input_shape: Sequence[int] = (1, 3, 32, 32)) -> nn.Module:
         """Writes predicted parameters into :obj:`model` (batch-norm running
         statistics are reset) and returns it. The weights are decoded
         straight into the model's parameters where they are contiguous and
         of the GHN's dtype and device (else through one temporary buffer);
         a graph that does not fit the model is refused before anything is
-        written.
+        computed or written.
 
         Args:
             model (nn.Module): The model to initialise.
             noise, generator: As in :meth:`predict`.
-            graph (ArchGraph, optional): The model's graph, if already
-                converted. (default: :obj:`None`)
+            graph (ArchGraph or PreparedBatch, optional): The model's graph,
+                if already converted, or the model prepared with
+                :meth:`prepare` (one architecture), to initialise many
+                models of this architecture without preparing each time.
+                (default: :obj:`None`)
             input_shape (Sequence[int], optional): Example input shape for
                 converting :obj:`model`. (default: :obj:`(1, 3, 32, 32)`)
         """
-        graph = graph if graph is not None else self.graph_of(model, input_shape)
-        plan, code = self._codes([graph], noise, generator, False)
+        if graph is None:
+            graph = self.graph_of(model, input_shape)
+        if isinstance(graph, PreparedBatch) and graph.num_graphs != 1:
+            raise GhnlibError(f'init_ initialises one model, the prepared '
+                              f'batch holds {graph.num_graphs} architectures: '
+                              f'prepare the model alone (ghn.prepare(model))')
+        prepared = self._prepared(graph, input_shape)
+        plan = prepared.plan
         params = dict(model.named_parameters())
         missing = sorted(set(plan.names) - set(params))
         if missing:
@@ -459,6 +494,7 @@ class GraphHyperNetwork(nn.Module):
                     f'the graph does not belong to this model: its '
                     f'parameter {name!r} has shape {shape}, the model\'s '
                     f'{tuple(param.shape)}')
+        code = self._codes(prepared, noise, generator, False)
         values: List[Optional[Tensor]] = [None] * plan.num_tasks
         if all(p.is_contiguous() and p.dtype == code.dtype
                and p.device == code.device for p in destinations):

@@ -2,12 +2,10 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from ghnlib.graph import to_graph
+from ghnlib.errors import GhnlibError
 from ghnlib.graph.arch_graph import ArchGraph
-from ghnlib.graph.draw import node_levels
-from ghnlib.models import get_model
-from ghnlib.nn.gated_gnn import (GatedGNN, SweepSchedule, reference_adjacency,
-                                 reference_gated_gnn)
+from ghnlib.nn import GatedGNN, SweepSchedule
+from ghnlib.nn.reference_gated_gnn import reference_gated_gnn
 from random_graphs import random_dag
 
 HIDDEN = 16
@@ -59,32 +57,6 @@ def run_both(gnn, graph, h, sweep_path=None):
 
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
-
-
-@pytest.fixture(scope='module')
-def resnet20_graph():
-    return to_graph(get_model('resnet20'))
-
-
-@pytest.fixture(scope='module')
-def mobilenet_graph(torchvision):
-    with torch.device('meta'):
-        model = torchvision.models.mobilenet_v3_small()
-    return to_graph(model, input_shape=(1, 3, 64, 64))
-
-
-@pytest.fixture(scope='module')
-def small_cnn_graph():
-    return to_graph(get_model('small_cnn'))
-
-
-def reversed_levels(graph):
-    """node_levels of the reversed graph, relabelled i -> N - 1 - i so that
-    its edges go from lower to higher ids again."""
-    n = graph.num_nodes
-    flipped = ArchGraph(edge_index=(n - 1 - graph.edge_index).flip(0),
-                        num_nodes=n)
-    return node_levels(flipped).flip(0)
 
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
@@ -223,96 +195,6 @@ def test_gradcheck_small_graph():
     assert torch.autograd.gradcheck(lambda x: gnn(x, schedule), (h, ))
 
 
-@pytest.mark.parametrize('name', ['resnet20_graph', 'mobilenet_graph',
-                                  'random'])
-def test_levels_match_node_levels(request, name):
-    graph = (random_dag(60, 120, 5) if name == 'random' else
-             request.getfixturevalue(name))
-    schedule = SweepSchedule.from_data(graph)
-    assert torch.equal(schedule.forward.level, node_levels(graph))
-    assert torch.equal(schedule.backward.level, reversed_levels(graph))
-
-    for sweep, reverse in ((schedule.forward, False),
-                           (schedule.backward, True)):
-        assert len(sweep) == int(sweep.level.max()) + 1
-        covered = torch.cat([lvl.nodes for lvl in sweep.levels])
-        assert torch.equal(covered.sort().values,
-                           torch.arange(graph.num_nodes))
-        real, virtual = set(), set()
-        for depth, lvl in enumerate(sweep.levels):
-            assert torch.equal(lvl.nodes,
-                               (sweep.level == depth).nonzero().view(-1))
-            src, local = lvl.edge_index
-            dst = lvl.nodes[local]
-            assert (sweep.level[src] < depth).all()
-            real.update(zip(src.tolist(), dst.tolist()))
-            vsrc, vlocal = lvl.virtual_edge_index
-            assert (sweep.level[vsrc] < depth).all()
-            virtual.update(zip(vsrc.tolist(), lvl.nodes[vlocal].tolist(),
-                               lvl.virtual_edge_dist.tolist()))
-        edge_index = graph.edge_index.flip(0) if reverse else graph.edge_index
-        ve_index = (graph.virtual_edge_index.flip(0) if reverse else
-                    graph.virtual_edge_index)
-        assert real == set(zip(*edge_index.tolist()))
-        assert sum(lvl.num_real for lvl in sweep.levels) == len(real)
-        assert virtual == set(zip(*ve_index.tolist(),
-                                  graph.virtual_edge_dist.tolist()))
-
-
-def test_batch_levels_merge_graph_levels(resnet20_graph, small_cnn_graph):
-    batch = Batch.from_data_list([resnet20_graph, small_cnn_graph])
-    schedule = SweepSchedule.from_data(batch)
-    expected = torch.cat([node_levels(resnet20_graph),
-                          node_levels(small_cnn_graph)])
-    assert torch.equal(schedule.forward.level, expected)
-    expected = torch.cat([reversed_levels(resnet20_graph),
-                          reversed_levels(small_cnn_graph)])
-    assert torch.equal(schedule.backward.level, expected)
-
-
-def assert_same_schedule(listed, batched):
-    assert listed.num_nodes == batched.num_nodes
-    for a, b in ((listed.forward, batched.forward),
-                 (listed.backward, batched.backward)):
-        assert torch.equal(a.level, b.level)
-        for name in ('node_order', 'level_ptr', 'real_ptr', 'real_src',
-                     'virtual_ptr', 'virtual_src', 'virtual_dist'):
-            assert torch.equal(getattr(a.compressed(), name),
-                               getattr(b.compressed(), name)), name
-
-
-@pytest.mark.parametrize('seed', range(4))
-def test_schedule_from_a_list_of_random_dags_with_repeats(seed):
-    pool = [random_dag(n, e, 10 * seed + k) for k, (n, e) in
-            enumerate([(30, 60), (12, 11), (2, 0), (45, 40)])]
-    order = torch.randint(0, len(pool), (7, ),
-                          generator=torch.Generator().manual_seed(seed))
-    graphs = [pool[k] for k in order.tolist()]
-    assert_same_schedule(SweepSchedule.from_data_list(graphs),
-                         SweepSchedule.from_data(Batch.from_data_list(graphs)))
-
-
-def test_schedule_from_data_list_equals_the_batch_schedule(resnet20_graph,
-                                                          small_cnn_graph):
-    graphs = [resnet20_graph, small_cnn_graph, resnet20_graph]
-    assert_same_schedule(SweepSchedule.from_data_list(graphs),
-                         SweepSchedule.from_data(Batch.from_data_list(graphs)))
-    # A graph without virtual edges batches with graphs that have some.
-    bare = ArchGraph(edge_index=resnet20_graph.edge_index,
-                     num_nodes=resnet20_graph.num_nodes)
-    mixed = SweepSchedule.from_data_list([bare, small_cnn_graph])
-    empty = ArchGraph(edge_index=resnet20_graph.edge_index,
-                      virtual_edge_index=torch.empty(2, 0, dtype=torch.long),
-                      virtual_edge_dist=torch.empty(0, dtype=torch.long),
-                      num_nodes=resnet20_graph.num_nodes)
-    expected = SweepSchedule.from_data(Batch.from_data_list([empty,
-                                                             small_cnn_graph]))
-    assert torch.equal(mixed.backward.compressed().virtual_src,
-                       expected.backward.compressed().virtual_src)
-    with pytest.raises(ValueError, match='at least one graph'):
-        SweepSchedule.from_data_list([])
-
-
 def test_nodes_without_in_edges_are_updated_once_per_sweep():
     # Node 0: forward source; node 4: isolated; node 5: backward source
     # only (a sink of the forward graph).
@@ -372,37 +254,13 @@ def test_from_graph_without_virtual_edges_and_num_nodes():
                                    atol=1e-6, rtol=0)
 
 
-def test_invalid_graphs_raise():
-    with pytest.raises(ValueError, match='cycle'):
-        SweepSchedule.from_graph(torch.tensor([[0, 1, 2], [1, 2, 0]]))
-    with pytest.raises(ValueError, match='virtual edge'):
-        SweepSchedule.from_graph(torch.tensor([[0, 1], [1, 2]]),
-                                 torch.tensor([[2], [0]]), torch.tensor([2]))
+def test_invalid_inputs_raise():
+    with pytest.raises(GhnlibError, match='num_rounds'):
+        GatedGNN(HIDDEN, num_rounds=0)
     gnn = make_gnn()
     schedule = SweepSchedule.from_graph(torch.tensor([[0], [1]]))
-    with pytest.raises(ValueError, match='rows'):
+    with pytest.raises(GhnlibError, match='rows'):
         gnn(torch.randn(3, HIDDEN), schedule)
-    # The reference needs ids in topological order.
-    with pytest.raises(ValueError, match='lower to higher'):
-        reference_gated_gnn(gnn, torch.randn(2, HIDDEN),
-                            torch.tensor([[1], [0]]))
-
-
-def test_reference_with_prebuilt_adjacency():
-    graph = random_dag(30, 50, 4)
-    gnn = make_gnn()
-    h = states(graph)
-    adjacency = reference_adjacency(graph.edge_index,
-                                    graph.virtual_edge_index,
-                                    graph.virtual_edge_dist, graph.num_nodes)
-    with torch.no_grad():
-        torch.testing.assert_close(
-            reference_gated_gnn(gnn, h, graph.edge_index,
-                                graph.virtual_edge_index,
-                                graph.virtual_edge_dist, adjacency=adjacency),
-            reference_gated_gnn(gnn, h, graph.edge_index,
-                                graph.virtual_edge_index,
-                                graph.virtual_edge_dist), atol=0, rtol=0)
 
 
 def test_forward_accepts_data_and_schedule_moves(resnet20_graph):
@@ -425,5 +283,3 @@ def test_repr_and_reset_parameters():
     gnn.reset_parameters()
     assert all(not torch.equal(a, b)
                for a, b in zip(before, gnn.parameters()) if a.numel() > 1)
-    assert repr(SweepSchedule.from_graph(torch.tensor([[0], [1]]))) == \
-        'SweepSchedule(num_nodes=2, forward_levels=2, backward_levels=2)'

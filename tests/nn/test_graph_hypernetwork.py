@@ -5,18 +5,39 @@ import pytest
 import torch
 import torch.nn as nn
 from torch.func import functional_call
+from torch_geometric.data import Batch
 
 from ghnlib import GraphHyperNetwork
 from ghnlib.errors import GhnlibError
 from ghnlib.graph import to_graph
 from ghnlib.models import get_model
-from ghnlib.nn.graph_hypernetwork import plan_parameters
+from ghnlib.nn import PreparedBatch, SweepSchedule
 
 
 def small_ghn(**kwargs):
     torch.manual_seed(0)
     return GraphHyperNetwork(hidden_channels=16, decoder_channels=32, rank=4,
                              **kwargs)
+
+
+def holds_call_state(value):
+    if isinstance(value, (torch.Tensor, PreparedBatch, SweepSchedule, Batch)):
+        return True
+    if isinstance(value, dict):
+        return any(holds_call_state(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(holds_call_state(v) for v in value)
+    return False
+
+
+def assert_keeps_nothing(ghn):
+    """The GHN holds its parameters, buffers and config, nothing of the
+    calls it served."""
+    for module in ghn.modules():
+        for name, value in vars(module).items():
+            if name not in ('_parameters', '_buffers', '_modules'):
+                assert not holds_call_state(value), (type(module).__name__,
+                                                     name)
 
 
 def assert_matches(predicted, model):
@@ -36,29 +57,12 @@ def test_predicts_every_parameter_of_a_resnet():
     for name, beta in [('conv1.weight', 2), ('layer1.0.conv1.weight', 2),
                        ('layer1.0.conv2.weight', 1), ('fc.weight', 1)]:
         value = predicted[name]
-        rms = value.pow(2).mean().sqrt()
+        rms = value.detach().pow(2).mean().sqrt()
         assert float(rms) == pytest.approx(math.sqrt(beta / value[0].numel()),
                                            rel=1e-4)
     # Norm weights near 1, biases small.
     assert (predicted['bn1.weight'] - 1).abs().max() <= 0.5
     assert predicted['fc.bias'].abs().max() <= 0.1
-
-
-def test_plan_gain_and_classifier():
-    graph = to_graph(get_model('resnet20'))
-    plan = {task.name: task for task in plan_parameters(graph, num_classes=10)}
-    conv = plan['conv1.weight']  # conv → bn → relu: beta = 2
-    assert conv.kind == 'weight' and not conv.classifier
-    assert conv.scale == pytest.approx(math.sqrt(2 / (3 * 3 * 3)))
-    fc = plan['fc.weight']  # classifier, followed by nothing ReLU-like
-    assert fc.classifier
-    assert fc.scale == pytest.approx(math.sqrt(1 / 64))
-    assert plan['bn1.weight'].kind == 'norm_weight'
-    assert plan['bn1.bias'].kind == 'norm_bias'
-    assert plan['fc.bias'].kind == 'bias'
-    # The second conv of a block feeds the residual sum, then a ReLU.
-    assert plan['layer1.0.conv2.weight'].scale == pytest.approx(
-        math.sqrt(1 / (16 * 9)))
 
 
 def test_batched_prediction_equals_one_by_one():
@@ -99,45 +103,19 @@ def test_inference_decoding_equals_the_differentiable_one():
                                        rtol=1e-5, atol=1e-6)
 
 
-def test_inference_reuses_its_output_memory_only_once_released():
+def test_concurrent_inference_predictions_are_independent():
+    # One GHN and one prepared batch shared by threads: nothing of a call
+    # is kept where another call would find it.
     ghn = small_ghn(noise_dim=2)
     graph = ghn.graph_of(get_model('resnet20'))
-
-    def address(prediction):
-        return prediction['conv1.weight'].untyped_storage().data_ptr()
-
-    with torch.no_grad():
-        first = ghn.predict([graph], torch.ones(2))[0]
-        kept = {name: value.clone() for name, value in first.items()}
-        held = ghn.predict([graph], -torch.ones(2))[0]
-        # The first results are still referenced: new memory, old values
-        # intact.
-        assert address(held) != address(first)
-        for name, value in first.items():
-            assert torch.equal(value, kept[name])
-        old_address = address(held)
-        del first, held
-        again = ghn.predict([graph], torch.ones(2))[0]
-        # Everything released: the same memory serves the next call, with
-        # the right values.
-        assert address(again) == old_address
-        for name, value in again.items():
-            assert torch.equal(value, kept[name])
-        del again
-        ghn.empty_cache()
-        assert ghn._output_pool is None
-
-
-def test_concurrent_inference_predictions_do_not_share_memory():
-    ghn = small_ghn(noise_dim=2)
-    graph = ghn.graph_of(get_model('resnet20'))
+    prepared = ghn.prepare([graph])
     noises = [torch.full((2, ), float(n)) for n in range(6)]
     results = [None] * len(noises)
 
     def predict(n):
         with torch.no_grad():
             for _ in range(3):
-                results[n] = ghn.predict([graph], noises[n])[0]
+                results[n] = ghn.predict(prepared, noises[n])[0]
 
     threads = [threading.Thread(target=predict, args=(n, ))
                for n in range(len(noises))]
@@ -249,8 +227,7 @@ def test_init_decodes_into_the_parameters_in_place():
         assert param.data_ptr() == addresses[name]
         torch.testing.assert_close(param, expected[name].detach(), rtol=1e-5,
                                    atol=1e-6)
-    # Nothing of the model's size is kept by the GHN.
-    assert ghn._output_pool is None
+    assert_keeps_nothing(ghn)
 
 
 def test_init_of_parameters_it_cannot_write_into_directly():
@@ -338,22 +315,174 @@ def test_repr():
         'num_classes=10)')
 
 
-def test_repeated_batches_reuse_their_schedule():
+
+
+def assert_same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for name in x:
+            assert torch.equal(x[name], y[name]), name
+
+
+def test_a_kept_prepared_batch_predicts_as_a_fresh_one():
+    ghn = small_ghn(noise_dim=2, max_shape=(8, 8, 1, 3))
+    models = [get_model('resnet20'),
+              get_model('small_cnn', input_size=32, in_channels=3)]
+    graphs = [ghn.graph_of(m) for m in models]
+    prepared = ghn.prepare(graphs + graphs[:1])
+    xi = torch.randn(3, 2)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            fresh = ghn.predict(graphs + graphs[:1], xi)
+            first = ghn.predict(prepared, xi)
+            again = ghn.predict(prepared, xi)
+            from_modules = ghn.predict(models + models[:1], xi)
+        assert all(v.requires_grad == grad for p in first for v in p.values())
+        fresh, first, again, from_modules = (
+            [{k: v.detach() for k, v in p.items()} for p in ps]
+            for ps in (fresh, first, again, from_modules))
+        assert_same(first, fresh)
+        assert_same(again, fresh)
+        assert_same(from_modules, fresh)
+    # The same generator seed draws the same noise for a prepared batch.
+    with torch.no_grad():
+        assert_same(ghn.predict(prepared,
+                                generator=torch.Generator().manual_seed(4)),
+                    ghn.predict(graphs + graphs[:1],
+                                generator=torch.Generator().manual_seed(4)))
+
+
+def test_prepare_accepts_one_model_and_modules():
+    ghn = small_ghn()
+    model = get_model('resnet20')
+    prepared = ghn.prepare(model)
+    assert isinstance(prepared, PreparedBatch) and prepared.num_graphs == 1
+    assert sorted(prepared.parameter_names()[0]) == sorted(
+        name for name, _ in model.named_parameters())
+    with torch.no_grad():
+        assert_same(ghn.predict(prepared), ghn.predict(model))
+    with pytest.raises(GhnlibError, match='at least one model'):
+        ghn.prepare([])
+
+
+def test_out_is_written_and_the_results_are_views_of_it():
+    ghn = small_ghn(noise_dim=2, max_shape=(8, 8, 1, 3))
+    graphs = [ghn.graph_of(get_model('resnet20')),
+              ghn.graph_of(get_model('small_cnn', input_size=32,
+                                     in_channels=3))]
+    prepared = ghn.prepare(graphs)
+    xi = torch.randn(2, 2)
+    out = torch.full((prepared.num_elements, ), float('nan'))
+    with torch.no_grad():
+        expected = ghn.predict(prepared, xi)
+        written = ghn.predict(prepared, xi, out=out)
+        # Models instead of a prepared batch take an out too.
+        assert_same(ghn.predict(graphs, xi, out=prepared.empty_output()),
+                    expected)
+    assert_same(written, expected)
+    assert not out.isnan().any()  # every element belongs to a result
+    start = out.data_ptr()
+    end = start + out.numel() * out.element_size()
+    covered = 0
+    for prediction in written:
+        for value in prediction.values():
+            assert value.untyped_storage().data_ptr() == \
+                out.untyped_storage().data_ptr()
+            assert start <= value.data_ptr() < end
+            covered += value.numel()
+    assert covered == out.numel()
+    out.zero_()
+    assert all(bool((v == 0).all()) for p in written for v in p.values())
+    # Reused: the next call overwrites the same memory.
+    with torch.no_grad():
+        other = ghn.predict(prepared, -xi, out=out)
+    assert other[0]['conv1.weight'].data_ptr() == \
+        written[0]['conv1.weight'].data_ptr()
+    assert not torch.equal(other[0]['conv1.weight'],
+                           expected[0]['conv1.weight'])
+
+
+def test_a_wrong_out_is_refused_before_any_work(monkeypatch):
+    ghn = small_ghn()
+    model = get_model('resnet20')
+    prepared = ghn.prepare(model)
+    n = prepared.num_elements
+    calls = []
+    monkeypatch.setattr(ghn, 'graph_of', lambda *a: calls.append('graph_of'))
+    monkeypatch.setattr(ghn, 'node_states',
+                        lambda *a: calls.append('node_states'))
+    cases = [
+        (torch.empty(n, dtype=torch.float64), 'torch.float64 on cpu'),
+        (torch.empty(n, device='meta'), 'on meta'),
+        (torch.empty(1, n), r'one-dimensional tensor, got shape \(1, '),
+        (torch.empty(2 * n)[::2], 'not contiguous'),
+        (torch.empty(n + 1), f'has {n + 1} elements, the predictions of '
+                             f'these architectures {n}'),
+        ([0.0] * n, 'out must be a tensor'),
+    ]
+    with torch.no_grad():
+        for out, message in cases:
+            for models in (prepared, [model]):
+                if 'elements' in message and models is not prepared:
+                    continue  # its size is known once the batch is
+                with pytest.raises(GhnlibError, match=message):
+                    ghn.predict(models, out=out)
+    # With gradients the results cannot be written into a given tensor.
+    with pytest.raises(GhnlibError, match='torch.no_grad'):
+        ghn.predict(prepared, out=torch.empty(n))
+    assert calls == []
+
+
+def test_a_prepared_batch_of_another_ghn_is_refused():
+    prepared = small_ghn(num_classes=7).prepare(get_model('resnet20'))
+    ghn = small_ghn()
+    with pytest.raises(GhnlibError, match='prepared for num_classes=7'):
+        ghn.predict(prepared)
+    prepared = small_ghn(max_shape=(8, 8, 3, 3)).prepare(get_model('resnet20'))
+    with pytest.raises(GhnlibError, match=r'max_shape=\(8, 8, 3, 3\)'):
+        ghn.init_(get_model('resnet20'), graph=prepared)
+
+
+def test_init_from_a_prepared_model():
+    ghn = small_ghn(noise_dim=2)
+    model, twin = get_model('resnet20'), get_model('resnet20')
+    prepared = ghn.prepare(model)
+    noise = torch.randn(2)
+    ghn.init_(model, noise, graph=prepared)
+    ghn.init_(twin, noise, graph=ghn.graph_of(twin))
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.equal(a, b), name
+    with pytest.raises(GhnlibError, match='holds 2 architectures'):
+        ghn.init_(model, graph=ghn.prepare([model, model]))
+
+
+def test_nothing_is_stored_on_the_graphs_or_kept_by_the_ghn():
+    ghn = small_ghn(noise_dim=2)
+    model = get_model('resnet20')
+    graph = ghn.graph_of(model)
+    attributes = dict(vars(graph))
+    keys = sorted(graph.keys())
+    prepared = ghn.prepare([graph, graph])
+    with torch.no_grad():
+        ghn.predict([graph])
+        ghn.predict(prepared)
+    ghn.predict([graph])
+    ghn.init_(model, graph=graph)
+    assert vars(graph).keys() == attributes.keys()
+    assert all(vars(graph)[k] is v for k, v in attributes.items())
+    assert sorted(graph.keys()) == keys
+    assert_keeps_nothing(ghn)
+
+
+def test_a_copy_of_the_ghn_predicts_the_same():
     import copy
+    import pickle
 
     ghn = small_ghn(noise_dim=2)
-    graphs = [ghn.graph_of(get_model('resnet20')), ghn.graph_of(get_model('resnet32'))]
+    graph = ghn.graph_of(get_model('resnet20'))
     xi = torch.randn(2)
-    first = ghn.predict(graphs, noise=xi)
-    batch, schedule = ghn.batch_of(graphs)
-    again = ghn.predict(graphs, noise=xi)
-    assert ghn.batch_of(graphs)[1] is schedule
-    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, again) for k in a)
-    # Another list of graphs gets its own batch and schedule.
-    other = ghn.predict(graphs[::-1], noise=xi)
-    assert ghn.batch_of(graphs[::-1])[1] is not schedule
-    assert all(torch.equal(first[1][k], other[0][k]) for k in first[1])
-    clone = copy.deepcopy(ghn)
-    assert clone._batch_cache is None
-    assert torch.equal(clone.predict(graphs, noise=xi)[0]['conv1.weight'],
-                       first[0]['conv1.weight'])
+    with torch.no_grad():
+        expected = ghn.predict([graph], xi)
+        for clone in (copy.deepcopy(ghn), pickle.loads(pickle.dumps(ghn))):
+            assert_same(clone.predict([graph], xi), expected)

@@ -147,11 +147,14 @@ class GatedGNN(MessagePassing):
             return [mlp[0].weight, mlp[0].bias, mlp[2].weight, mlp[2].bias]
 
         gru = self.gru
+        # The layout comes from SweepSchedule, whose every layout passes
+        # check_sweep_layout (tests/ops): no need to read it again per call.
         return gated_gnn_sweep(
             h.contiguous(), c.node_order, c.level_ptr, c.real_ptr, c.real_src,
             c.virtual_ptr, c.virtual_src, c.virtual_dist,
             weights(self.mlp), weights(self.mlp_ve),
-            [gru.weight_ih, gru.weight_hh, gru.bias_ih, gru.bias_hh])
+            [gru.weight_ih, gru.weight_hh, gru.bias_ih, gru.bias_hh],
+            check_layout=False)
 
     def _level_sweep(self, h: Tensor, sweep: Sweep) -> Tensor:
         # Updated in place level by level: the clone keeps the caller's

@@ -1,5 +1,6 @@
 r"""Parsing and running ``ghnlib`` commands."""
 import argparse
+import shlex
 import sys
 from typing import Annotated, Any, Dict, Optional, Sequence, Union
 
@@ -80,7 +81,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = f'ghnlib {argv[0]}' if argv else 'ghnlib'
     try:
-        return parse(argv).run()
+        command = parse(argv)
+        # What ran, for the files a command writes (a GHN's meta).
+        command.command_line = shlex.join(['ghnlib', *argv])
+        return command.run()
     except GhnlibError as error:
         print(f'{prog}: error: {error}', file=sys.stderr)
         return 2

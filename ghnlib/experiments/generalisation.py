@@ -21,7 +21,7 @@ __all__ = ['GeneralisationResult', 'evaluate_generalisation', 'summarise',
 
 #: One epoch of SGD, the plain trainer's recipe at a rate every
 #: architecture of the splits survives.
-FINE_TUNE_RECIPE = SGDRecipe(lr=0.02, momentum=0.9, weight_decay=1e-4,
+FINE_TUNE_RECIPE = SGDRecipe(lr=0.01, momentum=0.9, weight_decay=1e-4,
                              batch_size=64, epochs=1, milestones=(),
                              factors=())
 

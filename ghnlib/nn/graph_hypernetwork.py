@@ -2,12 +2,15 @@ r"""The graph hypernetwork (GHN-2) and its Noise GHN variant."""
 import json
 import math
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import warnings
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
+from ghnlib.data.image_transform import ImageTransform
 from ghnlib.errors import GhnlibError
 from ghnlib.graph import OPS, VOCABULARY_VERSION, ArchGraph, to_graph
 from ghnlib.nn.batch_plan import BatchPlan, WeightGroup
@@ -113,6 +116,50 @@ class GraphHyperNetwork(nn.Module):
                             layer_norm=layer_norm)
         self.decoder = ParameterDecoder(hidden_channels + noise_dim, max_shape,
                                         num_classes, decoder_channels, rank)
+        #: What the GHN was trained for, saved with it: ``data`` (the data
+        #: recipe: dataset, image_size, channels, mean, std), ``command``,
+        #: ``archs`` / ``space`` and ``accuracy`` (measured figures).
+        self.meta: Dict[str, Any] = {}
+
+    def example_input_shape(self, input_shape: Optional[Sequence[int]] = None
+                            ) -> Tuple[int, ...]:
+        r"""The example input shape a model is converted at: :obj:`input_shape`
+        if given, else the one of the data recipe in :attr:`meta`, else
+        :math:`(1, 3, 32, 32)`. A given shape other than the recipe's warns:
+        the predicted weights were trained, and measured, for the recipe's
+        inputs only."""
+        recipe = self.meta.get('data')
+        expected = None
+        if recipe:
+            size = recipe['image_size']
+            expected = (1, recipe['channels'], size, size)
+        if input_shape is None:
+            return expected or (1, 3, 32, 32)
+        input_shape = tuple(int(s) for s in input_shape)
+        if expected is not None and input_shape[-3:] != expected[1:]:
+            warnings.warn(
+                f"this GHN was trained on {recipe.get('dataset', 'its data')} "
+                f'at {expected[1:]} (channels, height, width), but the model '
+                f'is converted for inputs of shape {input_shape}: its weights '
+                f'are only known to work for the recipe\'s inputs; convert at '
+                f'input_shape={expected} and feed images through '
+                f'ghn.transforms()', stacklevel=3)
+        return input_shape
+
+    def transforms(self) -> ImageTransform:
+        r"""The input transform of the data recipe the GHN was trained on
+        (resize, channels, normalisation), as torchvision weights'
+        :obj:`transforms()`: apply it to images in :math:`[0, 1]` before
+        they reach a network the GHN initialised.
+
+        Raises:
+            GhnlibError: If :attr:`meta` holds no data recipe.
+        """
+        recipe = self.meta.get('data')
+        if not recipe:
+            raise GhnlibError('this GHN carries no data recipe (meta["data"]); '
+                              'it was not saved with one')
+        return ImageTransform.from_dict(recipe)
 
     def _device(self) -> torch.device:
         return self.encoder.op_embedding.weight.device
@@ -121,7 +168,7 @@ class GraphHyperNetwork(nn.Module):
         return self.encoder.op_embedding.weight.dtype
 
     def graph_of(self, model: Union[nn.Module, ArchGraph],
-                 input_shape: Sequence[int] = (1, 3, 32, 32)) -> ArchGraph:
+                 input_shape: Optional[Sequence[int]] = None) -> ArchGraph:
         """The graph of :obj:`model` (converted if it is a module)."""
         if isinstance(model, ArchGraph):
             if getattr(model, 'vocabulary_version', None) != VOCABULARY_VERSION:
@@ -131,7 +178,8 @@ class GraphHyperNetwork(nn.Module):
                     f'{VOCABULARY_VERSION}: convert the model again')
             return model
         if isinstance(model, nn.Module):
-            return to_graph(model, input_shape=input_shape,
+            return to_graph(model,
+                            input_shape=self.example_input_shape(input_shape),
                             ve_cutoff=self.ve_cutoff)
         raise GhnlibError(f'expected an nn.Module or an ArchGraph, got '
                           f'{type(model).__name__}')
@@ -160,7 +208,7 @@ class GraphHyperNetwork(nn.Module):
         return noise.index_select(0, batch.batch.to(device))
 
     def prepare(self, models: _Architectures, *,
-                input_shape: Sequence[int] = (1, 3, 32, 32)) -> PreparedBatch:
+                input_shape: Optional[Sequence[int]] = None) -> PreparedBatch:
         r"""Batches, schedules and plans the architectures for this GHN, once:
         pass the result to :meth:`predict` or :meth:`init_` in place of the
         architectures to predict them again without that work. Nothing is
@@ -170,7 +218,8 @@ class GraphHyperNetwork(nn.Module):
             models (nn.Module, ArchGraph or a sequence of them): The
                 architectures, as in :meth:`predict`.
             input_shape (Sequence[int], optional): Example input shape for
-                converting modules. (default: :obj:`(1, 3, 32, 32)`)
+                converting modules. (default: :obj:`None`, the input of the data recipe in
+                :attr:`meta`, else :obj:`(1, 3, 32, 32)`)
 
         Returns:
             A :class:`~ghnlib.nn.PreparedBatch` for this GHN's
@@ -221,7 +270,7 @@ class GraphHyperNetwork(nn.Module):
                 noise: Optional[Tensor] = None,
                 generator: Optional[torch.Generator] = None, *,
                 per_node_noise: bool = False,
-                input_shape: Sequence[int] = (1, 3, 32, 32),
+                input_shape: Optional[Sequence[int]] = None,
                 out: Optional[Tensor] = None) -> List[Dict[str, Tensor]]:
         r"""Predicts all parameters of many architectures in one pass.
 
@@ -241,7 +290,8 @@ class GraphHyperNetwork(nn.Module):
             per_node_noise (bool, optional): Draw one noise vector per node
                 instead of one per architecture. (default: :obj:`False`)
             input_shape (Sequence[int], optional): Example input shape for
-                converting modules. (default: :obj:`(1, 3, 32, 32)`)
+                converting modules. (default: :obj:`None`, the input of the data recipe in
+                :attr:`meta`, else :obj:`(1, 3, 32, 32)`)
             out (Tensor, optional): Where to write the predictions, for
                 inference only (under :func:`torch.no_grad`, or with no
                 gradient needed): a contiguous tensor of shape
@@ -455,7 +505,7 @@ class GraphHyperNetwork(nn.Module):
     def init_(self, model: nn.Module, noise: Optional[Tensor] = None,
               generator: Optional[torch.Generator] = None, *,
               graph: Union[ArchGraph, PreparedBatch, None] = None,
-              input_shape: Sequence[int] = (1, 3, 32, 32)) -> nn.Module:
+              input_shape: Optional[Sequence[int]] = None) -> nn.Module:
         """Writes predicted parameters into :obj:`model` (batch-norm running
         statistics are reset) and returns it. The weights are decoded
         straight into the model's parameters where they are contiguous and
@@ -472,7 +522,8 @@ class GraphHyperNetwork(nn.Module):
                 models of this architecture without preparing each time.
                 (default: :obj:`None`)
             input_shape (Sequence[int], optional): Example input shape for
-                converting :obj:`model`. (default: :obj:`(1, 3, 32, 32)`)
+                converting :obj:`model`. (default: :obj:`None`, the input of the data recipe in
+                :attr:`meta`, else :obj:`(1, 3, 32, 32)`)
         """
         if graph is None:
             graph = self.graph_of(model, input_shape)
@@ -521,11 +572,10 @@ class GraphHyperNetwork(nn.Module):
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes weights and config to one safetensors file, atomically."""
-        from safetensors.torch import save_file
-
         metadata = {'format': _FORMAT, 'format_version': str(_FORMAT_VERSION),
                     'vocabulary_version': str(VOCABULARY_VERSION),
-                    'config': json.dumps(self.config)}
+                    'config': json.dumps(self.config),
+                    'meta': json.dumps(self.meta)}
         state = {k: v.detach().contiguous().cpu()
                  for k, v in self.state_dict().items()}
         atomic_write(path, lambda tmp: save_file(state, tmp,
@@ -568,6 +618,11 @@ class GraphHyperNetwork(nn.Module):
             if not torch.isfinite(value).all():
                 raise GhnlibError(f"'{path}': '{key}' holds NaN or inf")
         ghn.load_state_dict(state)
+        try:
+            ghn.meta = json.loads(metadata.get('meta', '{}'))
+        except ValueError as error:
+            raise GhnlibError(f"'{path}' has unreadable metadata ({error})"
+                              ) from error
         return ghn.to(map_location)
 
     @classmethod

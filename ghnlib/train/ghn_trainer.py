@@ -208,6 +208,7 @@ class GHNTrainer:
         self.graphs = [to_graph(m, input_shape=self.input_shape,
                                 ve_cutoff=ghn.ve_cutoff) for m in self.models]
         self.space = self._space_dataset(image) if config.space_archs else None
+        self.ghn.meta = {**self.ghn.meta, **self._recipe_meta(train_set, image)}
         self.val_model = self._build(config.val_arch)
         self.val_graph = to_graph(self.val_model, input_shape=self.input_shape,
                                   ve_cutoff=ghn.ve_cutoff)
@@ -244,6 +245,40 @@ class GHNTrainer:
                            input_shape=self.input_shape,
                            ve_cutoff=self.ghn.ve_cutoff,
                            progress=self.progress and self.rank == 0)
+
+    def _recipe_meta(self, train_set: Dataset, image: Tensor) -> Dict[str, Any]:
+        """What the GHN is trained for, carried in its file (:attr:`~ghnlib.
+        GraphHyperNetwork.meta`): the data recipe, the architectures, the
+        loss options."""
+        config = self.config
+        data: Dict[str, Any] = {'dataset': getattr(train_set, 'name', None)
+                                or type(train_set).__name__,
+                                'channels': int(image.shape[0])}
+        if image.dim() == 3 and image.shape[-1] == image.shape[-2]:
+            data['image_size'] = int(image.shape[-1])
+        mean, std = getattr(train_set, 'mean', None), getattr(
+            train_set, 'std', None)
+        if mean is not None and std is not None and 'image_size' in data:
+            data['mean'], data['std'] = list(mean), list(std)
+        else:
+            data.pop('image_size', None)  # no full recipe to transform with
+        meta: Dict[str, Any] = {
+            'data': data if 'image_size' in data else {},
+            'archs': config.to_dict()['archs'],
+            'val_arch': config.val_arch,
+            'scale_outputs': config.scale_outputs,
+            'logit_scale': config.logit_scale,
+        }
+        if self.space is not None:
+            meta['space'] = {'in_channels': int(image.shape[0]),
+                             'num_classes': self.ghn.num_classes,
+                             'input_size': int(image.shape[-1]),
+                             'width': list(config.space_width),
+                             'depth': list(config.space_depth),
+                             'max_params': config.space_max_params}
+            meta['space_archs'] = {'count': config.space_archs,
+                                   'first_seed': config.space_seed}
+        return meta
 
     @property
     def num_archs(self) -> int:
@@ -501,6 +536,11 @@ class GHNTrainer:
                  'skipped_out_of_memory': self.skipped_out_of_memory,
                  'seconds': seconds}
         self.history.append(entry)
+        self.ghn.meta['accuracy'] = {
+            'val_arch': self.config.val_arch, 'val_accuracy': val_accuracy,
+            'epoch': entry['epoch'],
+            'measured': 'held-out split, no training step, batch-norm '
+                        'statistics from a few training batches'}
         self.epoch += 1
         self.step_in_epoch = 0
         self._running = self._new_running()

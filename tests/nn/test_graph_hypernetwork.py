@@ -486,3 +486,31 @@ def test_a_copy_of_the_ghn_predicts_the_same():
         expected = ghn.predict([graph], xi)
         for clone in (copy.deepcopy(ghn), pickle.loads(pickle.dumps(ghn))):
             assert_same(clone.predict([graph], xi), expected)
+
+
+def test_meta_travels_with_the_file_and_gives_the_transform(tmp_path):
+    import warnings
+
+    from ghnlib.data import ImageTransform
+    from ghnlib.models import get_model
+    torch.manual_seed(0)
+    ghn = GraphHyperNetwork(hidden_channels=8, decoder_channels=16, rank=2)
+    with pytest.raises(GhnlibError, match='no data recipe'):
+        ghn.transforms()
+    recipe = {'dataset': 'digits', 'image_size': 16, 'channels': 3,
+              'mean': [0.3] * 3, 'std': [0.3] * 3}
+    ghn.meta = {'data': recipe, 'command': 'ghnlib train-ghn --out x'}
+    ghn.save(tmp_path / 'ghn.safetensors')
+    loaded = GraphHyperNetwork.load(tmp_path / 'ghn.safetensors')
+    assert loaded.meta == ghn.meta
+    transform = loaded.transforms()
+    assert isinstance(transform, ImageTransform)
+    assert transform.to_dict() == {k: v for k, v in recipe.items()
+                                   if k != 'dataset'}
+    assert loaded.example_input_shape() == (1, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        loaded.init_(get_model('resnet20'))  # the recipe's shape: no warning
+    with pytest.warns(UserWarning, match=r'digits at \(3, 16, 16\).*'
+                      r'\(1, 3, 32, 32\).*transforms\(\)'):
+        loaded.init_(get_model('resnet20'), input_shape=(1, 3, 32, 32))

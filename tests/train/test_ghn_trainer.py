@@ -344,3 +344,21 @@ def test_out_of_memory_steps_are_skipped_and_counted(digits, monkeypatch):
     assert trainer.skipped_steps == trainer.skipped_out_of_memory == 1
     for key, value in trainer.ghn.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+def test_the_saved_ghn_carries_its_data_recipe_and_accuracy(tmp_path):
+    from ghnlib.data import load_digits
+    train = load_digits(image_size=8, channels=3, split='train')
+    val = load_digits(image_size=8, channels=3, split='val')
+    trainer = GHNTrainer(small_ghn(), train, val,
+                         config(epochs=1, max_steps_per_epoch=1),
+                         out_dir=tmp_path, progress=False)
+    trainer.fit()
+    meta = GraphHyperNetwork.load(tmp_path / 'ghn.safetensors').meta
+    assert meta['data'] == {'dataset': train.name, 'channels': 3,
+                            'image_size': 8, 'mean': list(train.mean),
+                            'std': list(train.std)}
+    assert meta['archs'] == ['resnet20'] and meta['val_arch'] == 'resnet20'
+    assert meta['accuracy']['val_accuracy'] == \
+        trainer.history[-1]['val_accuracy']
+    assert 'space' not in meta

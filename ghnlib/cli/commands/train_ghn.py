@@ -65,6 +65,9 @@ class TrainGHN:
         torch.manual_seed(self.config.seed)
         ghn = GraphHyperNetwork(num_classes=train_set.num_classes,
                                 **dataclasses.asdict(self.ghn))
+        command = getattr(self, 'command_line', None)
+        if command:
+            ghn.meta['command'] = command
         trainer = GHNTrainer(ghn, train_set, val_set, self.config,
                              out_dir=self.out, device=device,
                              progress=self.progress)

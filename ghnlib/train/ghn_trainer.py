@@ -39,10 +39,11 @@ class GHNTrainingConfig:
             registry names or modules (whose parameter values do not
             matter). (default: ResNet-32, -44, -56)
         archs_per_step (int, optional): Distinct architectures sampled per
-            step (per process under :obj:`torchrun`, where every process
-            takes other ones when :obj:`space_archs` is set); :obj:`None`
-            uses all of them in every step (the paper), or 8 (as GHN-2)
-            when training on the space. (default: :obj:`None`)
+            step; :obj:`None` uses all of them in every step (the paper).
+            When training on the space (:obj:`space_archs`), the
+            architectures of :obj:`archs` are in every step and this counts
+            the space's ones, per process under :obj:`torchrun` (each takes
+            others), 8 by default (as GHN-2). (default: :obj:`None`)
         val_arch (str): Held-out architecture whose accuracy at
             initialisation is measured each epoch. (default: :obj:`'resnet20'`)
         epochs (int): Passes over the images. (default: :obj:`30`)
@@ -330,18 +331,24 @@ class GHNTrainer:
     def _step_randomness(self) -> tuple:
         config = self.config
         generator = _seeded(config.seed, 1, self.global_step)
-        arch_ids = list(range(self.num_archs))
         per_step = config.archs_per_step
-        if per_step is None and self.space is not None:
-            per_step = 8
-        if per_step is not None and per_step < len(arch_ids):
-            # Under torchrun with a space, each process takes its own share
-            # of one draw, so they never train on the same architecture.
-            share = self.world_size if self.space is not None else 1
-            take = min(len(arch_ids), per_step * share)
-            order = torch.randperm(len(arch_ids), generator=generator)[:take]
-            arch_ids = sorted(order[self.rank::share].tolist()
-                              if share > 1 else order.tolist())
+        if self.space is None:
+            arch_ids = list(range(self.num_archs))
+            if per_step is not None and per_step < len(arch_ids):
+                order = torch.randperm(len(arch_ids), generator=generator)
+                arch_ids = sorted(order[:per_step].tolist())
+        else:
+            # With a space, the named architectures are in every step (as
+            # the paper's reduced setup) and archs_per_step counts the
+            # space's share; under torchrun each process takes its own part
+            # of one draw, so no two train on the same architecture.
+            per_step = 8 if per_step is None else per_step
+            share = self.world_size
+            take = min(len(self.space), per_step * share)
+            order = torch.randperm(len(self.space), generator=generator)[:take]
+            mine = order[self.rank::share] if share > 1 else order
+            arch_ids = list(range(len(self.models))) + sorted(
+                len(self.models) + i for i in mine.tolist())
         noise = None
         if self.ghn.noise_dim > 0:
             draws = max(1, config.noise_draws)

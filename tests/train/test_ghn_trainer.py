@@ -362,3 +362,16 @@ def test_the_saved_ghn_carries_its_data_recipe_and_accuracy(tmp_path):
     assert meta['accuracy']['val_accuracy'] == \
         trainer.history[-1]['val_accuracy']
     assert 'space' not in meta
+
+
+def test_named_architectures_are_in_every_step_of_a_mix(digits):
+    train, val = digits
+    trainer = GHNTrainer(small_ghn(), train, val,
+                         space_config(archs=('resnet20', ), archs_per_step=2),
+                         progress=False)
+    assert trainer.num_archs == 13
+    for step in range(5):
+        trainer.global_step = step
+        arch_ids, _ = trainer._step_randomness()
+        assert arch_ids[0] == 0 and len(arch_ids) == 3
+        assert all(1 <= i < 13 for i in arch_ids[1:])

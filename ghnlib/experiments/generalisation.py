@@ -3,6 +3,7 @@ accuracy at initialisation and after a short fine-tuning, per test split
 (as Table 2 of the `"Parameter Prediction for Unseen Deep Architectures"
 <https://arxiv.org/abs/2110.13100>`_ paper)."""
 import dataclasses
+import math
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -134,21 +135,24 @@ def evaluate_generalisation(
 def summarise(results: Sequence[GeneralisationResult],
               threshold: float = 0.3) -> List[Dict[str, object]]:
     r"""Per split and initialisation: the mean and median accuracy at
-    initialisation and after fine-tuning, and the fraction of architectures
-    above :obj:`threshold` at initialisation."""
+    initialisation, the fraction of architectures above :obj:`threshold`
+    there, the mean accuracy after fine-tuning over the runs that did not
+    diverge, and how many diverged."""
     groups: Dict[Tuple[str, str], List[GeneralisationResult]] = {}
     for r in results:
         groups.setdefault((r.split, r.init), []).append(r)
     rows = []
     for (split, init), group in groups.items():
         at_init = [r.accuracy_at_init for r in group]
-        tuned = [r.accuracy_fine_tuned for r in group
-                 if r.accuracy_fine_tuned is not None]
+        ran = [r.accuracy_fine_tuned for r in group
+               if r.accuracy_fine_tuned is not None]
+        tuned = [a for a in ran if math.isfinite(a)]
         rows.append({
             'split': split, 'init': init, 'archs': len(group),
             'mean_at_init': statistics.fmean(at_init),
             'median_at_init': statistics.median(at_init),
             'above_threshold': sum(a > threshold for a in at_init) / len(group),
             'mean_fine_tuned': statistics.fmean(tuned) if tuned else None,
+            'diverged': len(ran) - len(tuned),
         })
     return rows

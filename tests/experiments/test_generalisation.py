@@ -94,3 +94,11 @@ def test_fine_tuning_is_the_plain_trainer_from_the_initialisation():
 def test_nothing_to_evaluate_is_refused():
     with pytest.raises(GhnlibError, match='at least one'):
         evaluate_generalisation([], {'he': (None, False)}, None, None)
+
+
+def test_diverged_runs_are_counted_not_averaged():
+    from ghnlib.experiments.generalisation import GeneralisationResult
+    rows = summarise([GeneralisationResult('s', 'a', 'he', 0.5, 0.8, 1, 0.0),
+                      GeneralisationResult('s', 'b', 'he', 0.1, float('nan'),
+                                           1, 0.0)])
+    assert rows[0]['mean_fine_tuned'] == 0.8 and rows[0]['diverged'] == 1

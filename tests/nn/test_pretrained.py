@@ -43,3 +43,18 @@ def test_shipped_ghn_initialises_an_unseen_resnet20(name, digits):
         digits) for s in seeds]
     assert min(ghn_accuracy) > 0.7
     assert min(ghn_accuracy) > max(he_accuracy) + 0.3
+
+
+@pytest.mark.parametrize('name', ['digits', 'digits-noise'])
+def test_shipped_ghns_say_what_they_expect(name):
+    ghn = GraphHyperNetwork.pretrained(name)
+    data = ghn.meta['data']
+    assert (data['image_size'], data['channels']) == (16, 3)
+    assert ghn.example_input_shape() == (1, 3, 16, 16)
+    assert ghn.meta['command'].startswith('ghnlib train-ghn --dataset digits')
+    assert 0 < ghn.meta['accuracy']['val_accuracy'] <= 1
+    recipe = load_digits(image_size=16, channels=3)
+    raw = load_digits()
+    assert torch.allclose(ghn.transforms()(raw.images[:4]),
+                          torch.stack([recipe[i][0] for i in range(4)]),
+                          atol=1e-5)

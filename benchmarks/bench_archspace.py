@@ -24,17 +24,11 @@ from ghnlib import GraphHyperNetwork
 from ghnlib.archspace import ArchSpace
 from ghnlib.train import MetaBatchLoss
 from ghnlib.train.arch_dataset import ArchDataset
+from timing import run_times
 
 
 def median_seconds(fn, repeat, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(run_times(fn, repeat, warmup=warmup))
 
 
 def main():

@@ -189,25 +189,35 @@ def test_refuses_to_overwrite_or_mix_runs(digits, tmp_path):
                    out_dir=tmp_path, progress=False).fit(resume=True)
 
 
-def _ddp_worker(rank, world_size, port, out_dir, data):
+def _ddp_worker(rank, world_size, port, out_dir, data, on_space=False):
     import torch.distributed as dist
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
                             rank=rank, world_size=world_size)
     try:
         train, val = data
-        trainer = GHNTrainer(small_ghn(8), train, val,
-                             config(batch_size=16, archs_per_step=1,
-                                    archs=('resnet20', 'resnet32')),
-                             progress=False)
+        if on_space:
+            trainer = GHNTrainer(small_ghn(), train, val,
+                                 space_config(batch_size=16, archs_per_step=2),
+                                 progress=False)
+        else:
+            trainer = GHNTrainer(small_ghn(8), train, val,
+                                 config(batch_size=16, archs_per_step=1,
+                                        archs=('resnet20', 'resnet32')),
+                                 progress=False)
+        arch_ids, _ = trainer._step_randomness()
         trainer.train_step(*trainer._fetch(trainer._batches(0)[0]))
-        torch.save({k: v.clone() for k, v in trainer.ghn.state_dict().items()},
+        torch.save({'ghn': {k: v.clone()
+                            for k, v in trainer.ghn.state_dict().items()},
+                    'archs': arch_ids},
                    os.path.join(out_dir, f'rank{rank}.pt'))
     finally:
         dist.destroy_process_group()
 
 
-def test_distributed_ranks_agree_after_a_step(digits, tmp_path):
+def run_two_processes(digits, tmp_path, on_space=False):
+    """Runs one training step as ranks 0 and 1 of a gloo group on a few
+    images; returns what each rank saved."""
     import socket
     import torch.multiprocessing as mp
     with socket.socket() as s:
@@ -216,16 +226,23 @@ def test_distributed_ranks_agree_after_a_step(digits, tmp_path):
     train, val = digits
     small = (TensorDataset(*(t[:64] for t in train.tensors)),
              TensorDataset(*(t[:32] for t in val.tensors)))
-    mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path), small),
+    mp.start_processes(_ddp_worker,
+                       args=(2, port, str(tmp_path), small, on_space),
                        nprocs=2, start_method='spawn')
-    rank0 = torch.load(tmp_path / 'rank0.pt')
-    rank1 = torch.load(tmp_path / 'rank1.pt')
+    return torch.load(tmp_path / 'rank0.pt'), torch.load(tmp_path / 'rank1.pt')
+
+
+def test_distributed_ranks_agree_after_a_step(digits, tmp_path):
+    rank0, rank1 = run_two_processes(digits, tmp_path)
+    # Named architectures only: every process trains the same ones on its
+    # shard of the images.
+    assert rank0['archs'] == rank1['archs']
     initial = small_ghn(8).state_dict()
     changed = 0
-    for key, value in rank0.items():
-        assert torch.equal(value, rank1[key]), key
+    for key, value in rank0['ghn'].items():
+        assert torch.equal(value, rank1['ghn'][key]), key
         changed += not torch.equal(value, initial[key])
-    assert changed > len(rank0) // 2
+    assert changed > len(initial) // 2
 
 
 def test_architectures_may_be_modules(digits):
@@ -248,40 +265,9 @@ def space_config(**kwargs):
     return config(**options)
 
 
-def _ddp_space_worker(rank, world_size, port, out_dir, data):
-    import torch.distributed as dist
-    torch.set_num_threads(1)
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
-                            rank=rank, world_size=world_size)
-    try:
-        train, val = data
-        trainer = GHNTrainer(small_ghn(), train, val,
-                             space_config(batch_size=16, archs_per_step=2),
-                             progress=False)
-        arch_ids, _ = trainer._step_randomness()
-        trainer.train_step(*trainer._fetch(trainer._batches(0)[0]))
-        torch.save({'ghn': {k: v.clone()
-                            for k, v in trainer.ghn.state_dict().items()},
-                    'archs': arch_ids},
-                   os.path.join(out_dir, f'rank{rank}.pt'))
-    finally:
-        dist.destroy_process_group()
-
-
 def test_distributed_ranks_agree_on_the_space_with_other_architectures(
         digits, tmp_path):
-    import socket
-    import torch.multiprocessing as mp
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    train, val = digits
-    small = (TensorDataset(*(t[:64] for t in train.tensors)),
-             TensorDataset(*(t[:32] for t in val.tensors)))
-    mp.start_processes(_ddp_space_worker, args=(2, port, str(tmp_path), small),
-                       nprocs=2, start_method='spawn')
-    rank0 = torch.load(tmp_path / 'rank0.pt')
-    rank1 = torch.load(tmp_path / 'rank1.pt')
+    rank0, rank1 = run_two_processes(digits, tmp_path, on_space=True)
     assert len(rank0['archs']) == len(rank1['archs']) == 2
     assert not set(rank0['archs']) & set(rank1['archs'])
     initial = small_ghn().state_dict()

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gpu-check clean
 
 $(STAMP): constraints.txt requirements/base.txt requirements/test.txt requirements/dev.txt setup.py pyproject.toml \
 		$(shell find csrc -type f ! -name '*.md')
@@ -26,6 +26,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -o python_files='bench_*.py' -o python_functions='bench_*' --benchmark-enable \
 		--benchmark-columns=min,median,mean,stddev,rounds
+
+# The GPU checks (benchmarks/gpu/README.md): CUDA build, CUDA tests, benchmarks;
+# results in $(GPU_OUT)/gpu_results.{json,md}. No install step: a GPU machine
+# brings its own CUDA torch, so the python is .venv's where there is one and
+# python3 otherwise (GPU_PYTHON=... to choose).
+GPU_OUT ?= out/gpu
+GPU_PYTHON ?= $(if $(wildcard $(PY)),$(PY),python3)
+gpu-check:
+	OUT=$(GPU_OUT) PYTHON=$(GPU_PYTHON) bash benchmarks/gpu/run.sh
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache .benchmarks
